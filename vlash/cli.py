@@ -1,0 +1,65 @@
+"""The ``vlash`` command. Each subcommand lives in its own module, imported only when used.
+
+A subcommand module exposes ``add_arguments(parser)`` and ``run(args) -> int``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from vlash import __version__
+
+# name -> (module, one-line help). Keep in the order a user meets them.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("vlash.commands.demo", "run the sim in sync and vlash mode and compare them"),
+    "launch": ("vlash.commands.launch", "start the processes a launch file names"),
+    "serve": ("vlash.commands.serve", "run the inference process"),
+    "control": ("vlash.commands.control", "run the control process"),
+    "eval": ("vlash.commands.eval", "virtual-time evaluation: modes x delays x tasks"),
+    "bench": ("vlash.commands.bench", "real-time benchmarks (transport, runtime, soak)"),
+    "record": ("policies.record", "record scripted demonstrations to a LeRobot dataset"),
+    "train": ("policies.train", "train a LeRobot policy with temporal-delay augmentation"),
+    "keys": ("vlash.commands.keys", "create a CurveZMQ key pair"),
+    "results": ("vlash.commands.results", "regenerate docs/RESULTS.md"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vlash", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"vlash {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (_, help_text) in COMMANDS.items():
+        sub.add_parser(name, help=help_text, add_help=False)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser()
+    if not argv or argv[0] not in COMMANDS:
+        parser.parse_args(argv)  # handles --version, --help and unknown commands
+        parser.print_help()
+        return 2
+    name, rest = argv[0], argv[1:]
+    module_name, help_text = COMMANDS[name]
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name and module_name.startswith(exc.name):
+            print(f"vlash {name}: not available in this build ({exc})", file=sys.stderr)
+            return 2
+        raise
+    sub = argparse.ArgumentParser(prog=f"vlash {name}", description=help_text)
+    module.add_arguments(sub)
+    args = sub.parse_args(rest)
+    try:
+        return int(module.run(args) or 0)
+    except KeyboardInterrupt:
+        print(f"vlash {name}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

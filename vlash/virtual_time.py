@@ -1,0 +1,143 @@
+"""The virtual-time runner: one process, the simulator's step counter as the clock.
+
+A chunk requested from the observation at step k becomes usable at step k+Δ, exactly; in
+between, the environment keeps executing the old plan (or holds, in sync). Deterministic given
+a seed, so success-vs-delay curves and CI tests are reproducible. It drives the same
+:class:`~vlash.scheduler.Scheduler` the real-time control process uses.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from policies.interface import Policy
+from vlash.plan import Switch
+from vlash.scheduler import Scheduler, SchedulerConfig
+
+
+@dataclass
+class RunConfig:
+    mode: str = "vlash"
+    delay_steps: int = 0
+    execution_horizon: int | None = None  # K in fine actions; default: the policy's chunk size
+    quantization: int = 1
+    estimator: str | None = None
+    estimator_options: dict = field(default_factory=dict)
+    max_steps: int | None = None  # default: the environment's own time limit, else 1000
+
+    def __post_init__(self) -> None:
+        if self.delay_steps < 0:
+            raise ValueError("delay_steps must be >= 0")
+
+
+@dataclass(frozen=True)
+class ChunkLog:
+    obs_step: int
+    start_step: int
+    arrival_step: int
+    first_step: int  # first step it acted on (or would have)
+    dropped: int  # rows already in the past on arrival
+    conditioned_state: np.ndarray
+
+
+@dataclass
+class EpisodeRecord:
+    seed: int | None
+    success: bool
+    steps: int
+    stall_steps: int
+    wait_steps: int
+    switches: list[Switch]
+    chunks: list[ChunkLog]
+    actions: np.ndarray  # (T, A) executed actions
+    chunk_ids: np.ndarray  # (T,) which chunk each action came from; -1 where the robot held
+    states: np.ndarray  # (T, S) states read before each action
+    final_info: dict[str, Any]
+
+    @property
+    def mean_discontinuity(self) -> float:
+        return float(np.mean([s.discontinuity for s in self.switches])) if self.switches else 0.0
+
+
+def split_observation(obs: dict) -> tuple[np.ndarray, dict, dict]:
+    """(state, images, extras) from an environment observation dict."""
+    state = np.asarray(obs["state"], dtype=np.float32)
+    images = dict(obs.get("images", {}))
+    extras = {k: np.asarray(v, dtype=np.float32) for k, v in obs.items() if k not in ("state", "images")}
+    return state, images, extras
+
+
+def check_chunk(chunk: np.ndarray, chunk_size: int, action_dim: int) -> np.ndarray:
+    """The policy's output as (H, A) float32, or a clear error."""
+    chunk = np.asarray(chunk, dtype=np.float32)
+    if chunk.ndim != 2 or chunk.shape[1] != action_dim or len(chunk) == 0:
+        raise ValueError(f"policy returned shape {chunk.shape}; expected ({chunk_size}, {action_dim})")
+    return chunk
+
+
+def run_episode(env, policy: Policy, config: RunConfig, seed: int | None = None) -> EpisodeRecord:
+    """Run one episode of ``policy`` on ``env`` with an exact delay of ``config.delay_steps``."""
+    obs, info = env.reset(seed=seed)
+    policy.reset()
+    action_dim = policy.features.action_dim
+    sched = Scheduler(
+        SchedulerConfig(
+            mode=config.mode,
+            chunk_size=policy.chunk_size,
+            execution_horizon=config.execution_horizon or policy.chunk_size,
+            quantization=config.quantization,
+            estimator=config.estimator,
+            estimator_options=config.estimator_options,
+        ),
+        action_dim,
+        policy.action_kind,
+    )
+    task = getattr(env.unwrapped, "task_description", "")
+    spec_limit = getattr(getattr(env, "spec", None), "max_episode_steps", None)
+    max_steps = config.max_steps or spec_limit or 1000
+    delay = config.delay_steps
+    pending: deque = deque()  # (arrival_step, request, chunk), in arrival order
+    switches: list[Switch] = []
+    chunks: list[ChunkLog] = []
+    actions, states, chunk_ids = [], [], []
+    success = False
+    step = 0
+    for step in range(max_steps):
+        state, images, extras = split_observation(obs)
+        if sched.should_request(step, delay):
+            request = sched.request(step, state, delay, extras)
+            chunk = policy.predict_chunk(request.policy_observation(state, images, task, extras))
+            pending.append((step + delay, request, check_chunk(chunk, policy.chunk_size, action_dim)))
+        while pending and pending[0][0] <= step:
+            arrival, request, chunk = pending.popleft()
+            done = sched.receive(request.start_step, chunk, step)
+            chunks.append(
+                ChunkLog(request.obs_step, request.start_step, arrival, done.first_step, done.dropped, request.state)
+            )
+        executed = sched.execute(step, state)
+        if executed.switch is not None:
+            switches.append(executed.switch)
+        actions.append(executed.action)
+        chunk_ids.append(executed.chunk_id)
+        states.append(state)
+        obs, _, terminated, truncated, info = env.step(executed.action)
+        success = success or bool(info.get("success", False))
+        if terminated or truncated:
+            break
+    return EpisodeRecord(
+        seed=seed,
+        success=success,
+        steps=step + 1,
+        stall_steps=sched.stall_steps,
+        wait_steps=sched.wait_steps,
+        switches=switches,
+        chunks=chunks,
+        actions=np.asarray(actions, dtype=np.float32).reshape(len(actions), action_dim),
+        chunk_ids=np.asarray(chunk_ids, dtype=np.int64),
+        states=np.asarray(states, dtype=np.float32),
+        final_info=dict(info),
+    )
