@@ -187,10 +187,19 @@ class Scheduler:
     def hold(self, state: np.ndarray) -> np.ndarray:
         return hold_action(self.action_kind, self.plan.last_action, state)
 
-    def receive(self, start_step: int, actions: np.ndarray, step: int, chunk_id: int | None = None) -> Installed:
+    def receive(
+        self,
+        start_step: int,
+        actions: np.ndarray,
+        step: int,
+        chunk_id: int | None = None,
+        answers_request: bool = True,
+    ) -> Installed:
         """Install a chunk that arrived before executing ``step``.
 
         Sync chunks start at the arrival step (the robot held meanwhile) and run K steps only.
+        A chunk that does not answer the outstanding request (a late answer to a request that
+        timed out) leaves that request outstanding.
         """
         coarse = quantize(actions, self.config.quantization, self.action_kind)
         if self.mode is Mode.SYNC:
@@ -201,7 +210,8 @@ class Scheduler:
         self._next_chunk_id = max(self._next_chunk_id, chunk_id) + 1
         installed = self.plan.install(start_step, coarse, chunk_id)
         self.horizon_end = installed.first_step + self.horizon_steps
-        self.in_flight = None
+        if answers_request:
+            self.in_flight = None
         return installed
 
     def execute(self, step: int, state: np.ndarray) -> Executed:
