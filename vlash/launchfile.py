@@ -22,7 +22,7 @@ class LaunchError(ValueError):
 
 TOP_KEYS = {"name": False, "fps": False, "mode": False, "endpoint": False, "inference": True, "robots": True, "curve": False}
 INFERENCE_KEYS = {
-    "policy": True, "latency_ms": False, "latency_preset": False, "latency_jitter_ms": False,
+    "policy": True, "latency": False,
     "estimator": False, "estimator_options": False, "fixed_delay_steps": False, "delay_quantile": False,
     "delay_margin_steps": False, "max_delay_steps": False,
 }
@@ -153,3 +153,24 @@ def load_launch(path: str | Path) -> LaunchSpec:
     except yaml.YAMLError as exc:
         raise LaunchError(f"{path}: not valid YAML: {exc}") from None
     return parse_launch(data, str(path))
+
+
+def server_curve(spec: LaunchSpec):
+    """CurveZMQ settings for the inference side from the launch file's ``curve`` keys, or None."""
+    if not spec.curve:
+        return None
+    from vlash.curve import CurveConfig, load_keypair
+
+    allowed = spec.curve.get("allowed_clients")
+    keys = None if allowed is None else [load_keypair(p).public for p in allowed]
+    return CurveConfig.server(load_keypair(spec.curve["server_secret"]), keys)
+
+
+def client_curve(spec: LaunchSpec):
+    """CurveZMQ settings for a control side from the launch file's ``curve`` keys, or None."""
+    if not spec.curve:
+        return None
+    from vlash.curve import CurveConfig, load_keypair
+
+    return CurveConfig.client(load_keypair(spec.curve["client_secret"]), load_keypair(spec.curve["server_public"]).public)
+

@@ -1,0 +1,456 @@
+"""The ZeroMQ bus between one inference process and the control processes of its robots.
+
+The inference side binds a ROUTER (:class:`InferenceEndpoint`); each control process connects
+a DEALER (:class:`ControlEndpoint`). Robots are addressed by the ``robot_id`` their messages
+carry; a robot that restarts (new ZeroMQ identity, same id) simply takes over its id. Only the
+newest observation of each robot is kept for inference, older ones are dropped and counted.
+Nothing on the control side ever blocks: zero-timeout polls, a tiny send queue that drops
+(and counts) instead of waiting, no lingering on close. Bad messages are rejected with a
+counter per reason (:class:`~vlash.messages.RejectCounter`); neither side ever raises on them.
+
+Endpoints are loopback by default; any other endpoint requires CurveZMQ keys
+(:class:`~vlash.curve.CurveConfig`), so nobody without a key can send a robot actions or read
+its cameras.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import zmq
+
+from vlash.curve import (
+    CurveConfig,
+    InsecureEndpointError,
+    KeyPair,
+    check_endpoint,
+    generate_keypair,
+    is_loopback,
+    load_keypair,
+    save_keypair,
+    start_authenticator,
+)
+from vlash.messages import (
+    DEFAULT_LIMITS,
+    ActionChunk,
+    Config,
+    Error,
+    Heartbeat,
+    Hello,
+    Limits,
+    Message,
+    Observation,
+    ProtocolError,
+    RejectCounter,
+    decode,
+    encode,
+)
+
+__all__ = [
+    "ControlEndpoint",
+    "CurveConfig",
+    "InferenceEndpoint",
+    "InsecureEndpointError",
+    "KeyPair",
+    "generate_keypair",
+    "is_loopback",
+    "load_keypair",
+    "save_keypair",
+]
+
+log = logging.getLogger("vlash.bus")
+
+HelloHandler = Callable[[Hello], "Config | dict[str, Any]"]
+
+
+class _Endpoint:
+    """What both sides share: one socket in a private context, counters, clean close."""
+
+    def __init__(self, kind: int, limits: Limits, sndhwm: int, rcvhwm: int, source: str) -> None:
+        self.limits = limits
+        self.stats: Counter[str] = Counter(dict.fromkeys(("received", "sent", "send_dropped"), 0))
+        self.rejects = RejectCounter(source, log)  # bad messages received
+        # our own messages that could not be encoded (e.g. a NaN state from a sensor)
+        self.invalid = RejectCounter(f"{source} (outgoing)", log)
+        self._seq = 0
+        self._ctx = zmq.Context()
+        self._auth = None  # a ZAP authenticator thread, server side only
+        self._sock: zmq.Socket | None = self._ctx.socket(kind)
+        self._sock.setsockopt(zmq.LINGER, 0)
+        self._sock.setsockopt(zmq.SNDHWM, sndhwm)
+        self._sock.setsockopt(zmq.RCVHWM, rcvhwm)
+        # Far beyond the decoder's limit: those messages are still read and counted as too_large;
+        # only a peer sending absurd sizes is disconnected by libzmq before it costs memory.
+        self._sock.setsockopt(zmq.MAXMSGSIZE, 4 * limits.max_bytes + 4096)
+
+    @property
+    def counters(self) -> dict[str, int]:
+        """Flat counters for status lines: traffic, drops, ``rejected[_<reason>]``, ``unsendable_<reason>``."""
+        out = dict(self.stats)
+        out["rejected"] = self.rejects.total()
+        out.update({f"rejected_{reason}": n for reason, n in sorted(self.rejects.items())})
+        out.update({f"unsendable_{reason}": n for reason, n in sorted(self.invalid.items())})
+        return out
+
+    def _encode(self, msg: Message, jpeg_quality: int | None = None) -> bytes | None:
+        """``msg`` on the wire, or None (counted and logged) if it is invalid, e.g. NaN in a state."""
+        try:
+            return encode(msg, jpeg_quality=jpeg_quality)
+        except ProtocolError as err:
+            self.invalid.reject(err)
+            return None
+
+    def _next_seq(self) -> int:
+        self._seq += 1
+        return self._seq
+
+    def _socket(self) -> zmq.Socket:
+        if self._sock is None:
+            raise RuntimeError("endpoint is closed")
+        return self._sock
+
+    def close(self) -> None:
+        """Close the socket without lingering (queued messages are discarded), end the context. Idempotent."""
+        if self._sock is not None:
+            self._sock.close(linger=0)
+            self._sock = None
+        if self._auth is not None:
+            self._auth.stop()
+            self._auth = None
+        if not self._ctx.closed:
+            self._ctx.term()
+
+    def __enter__(self) -> _Endpoint:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+@dataclass
+class _Peer:
+    identity: bytes
+    last_heard: float
+    last_sent: float
+
+
+class InferenceEndpoint(_Endpoint):
+    """The inference side: a ROUTER that binds and serves any number of robots.
+
+    ``endpoint`` may end in ``:*`` for a free port; :attr:`endpoint` is then the bound address.
+    ``on_hello`` answers a :class:`Hello` with a :class:`Config` (or a policy dict, meaning
+    accepted); with ``require_hello`` a robot's other messages are rejected until it said Hello.
+    """
+
+    def __init__(
+        self,
+        endpoint: str = "tcp://127.0.0.1:5555",
+        *,
+        curve: CurveConfig | None = None,
+        heartbeat_timeout_s: float = 2.0,
+        heartbeat_interval_s: float | None = None,
+        on_hello: HelloHandler | None = None,
+        require_hello: bool = False,
+        limits: Limits = DEFAULT_LIMITS,
+        max_batch: int = 10_000,
+    ) -> None:
+        check_endpoint(endpoint, curve)
+        self.heartbeat_timeout_s = heartbeat_timeout_s
+        self.heartbeat_interval_s = heartbeat_interval_s or heartbeat_timeout_s / 4
+        self.on_hello = on_hello
+        self.require_hello, self.max_batch = require_hello, max_batch
+        self._peers: dict[str, _Peer] = {}
+        self._accepted: set[str] = set()
+        self._newest: dict[str, Observation] = {}
+        # A small receive queue per robot: a robot sending faster than we drain is pushed back
+        # (its own sends drop and count) instead of piling up stale observations here.
+        super().__init__(zmq.ROUTER, limits, sndhwm=64, rcvhwm=16, source="inference bus")
+        self.stats.update(dict.fromkeys(("observations", "dropped_stale", "unknown_robot", "unroutable"), 0))
+        try:
+            sock = self._socket()
+            sock.setsockopt(zmq.ROUTER_MANDATORY, 1)  # unroutable sends raise instead of vanishing
+            if curve is not None:
+                if curve.allowed_client_keys is not None:
+                    self._auth = start_authenticator(self._ctx, curve.allowed_client_keys)
+                curve.apply_server(sock)
+            sock.bind(endpoint)
+            self.endpoint: str = sock.getsockopt_string(zmq.LAST_ENDPOINT)
+        except BaseException:
+            self.close()
+            raise
+
+    # --- receiving ---------------------------------------------------------------------------
+    def poll(self, timeout_ms: int = 0) -> int:
+        """Wait up to ``timeout_ms`` for traffic, then handle everything waiting; returns valid messages.
+
+        Also expires robots silent for longer than the heartbeat timeout and sends heartbeats
+        to robots that have had nothing from us for a heartbeat interval. Never raises on bad input.
+        """
+        sock = self._socket()
+        handled = 0
+        if timeout_ms <= 0 or sock.poll(timeout_ms, zmq.POLLIN):
+            for _ in range(self.max_batch):
+                try:
+                    frames = sock.recv_multipart(zmq.NOBLOCK, copy=False)
+                except zmq.Again:
+                    break
+                handled += self._handle(frames, time.monotonic())
+        self._housekeeping(time.monotonic())
+        return handled
+
+    def latest(self) -> dict[str, Observation]:
+        """Pop the newest unserved observation of each robot."""
+        newest, self._newest = self._newest, {}
+        return newest
+
+    def _handle(self, frames: list[zmq.Frame], now: float) -> int:
+        identity = frames[0].bytes
+        self.stats["received"] += 1
+        if len(frames) != 2:
+            self.rejects.reject(
+                ProtocolError("message", "frames", f"{len(frames) - 1} frames"), identity.hex()
+            )
+            return 0
+        try:
+            msg = decode(frames[1].buffer, self.limits)
+        except ProtocolError as err:
+            self.rejects.reject(err, identity.hex())
+            return 0
+        robot = msg.robot_id
+        if isinstance(msg, ActionChunk | Config):
+            self.rejects.reject(ProtocolError("kind", "direction", f"{msg.KIND} sent to the server"), robot)
+            return 0
+        if isinstance(msg, Hello):
+            self._track(robot, identity, now)
+            self._answer_hello(msg)
+            return 1
+        if self.require_hello and robot not in self._accepted:
+            self.rejects.reject(ProtocolError("robot_id", "unknown_robot", f"{robot!r} has not said Hello"))
+            self._send_to(identity, Error(robot, self._next_seq(), "unknown_robot", "send Hello first"))
+            return 0
+        self._track(robot, identity, now)
+        if isinstance(msg, Observation):
+            self.stats["observations"] += 1
+            if robot in self._newest:
+                self.stats["dropped_stale"] += 1
+            self._newest[robot] = msg
+        elif isinstance(msg, Heartbeat):
+            self.stats["heartbeats_received"] += 1
+        elif isinstance(msg, Error):
+            self.stats["errors_received"] += 1
+            log.warning("robot %s reports %s: %s", robot, msg.code, msg.message)
+        return 1
+
+    def _track(self, robot: str, identity: bytes, now: float) -> None:
+        peer = self._peers.get(robot)
+        if peer is None:
+            self._peers[robot] = _Peer(identity, now, now)
+            self.stats["robots_joined"] += 1
+            log.info("robot %s connected", robot)
+        else:
+            if peer.identity != identity:  # the robot restarted (or reconnected): new route
+                peer.identity = identity
+                self.stats["reconnects"] += 1
+                log.info("robot %s reconnected", robot)
+            peer.last_heard = now
+
+    def _answer_hello(self, hello: Hello) -> None:
+        robot = hello.robot_id
+        try:
+            answer = self.on_hello(hello) if self.on_hello is not None else {}
+            if isinstance(answer, Config):
+                config = answer
+            else:
+                config = Config(robot, 0, accepted=True, policy=dict(answer or {}), reason="")
+        except Exception as exc:  # a failing handler refuses this robot, never the server
+            log.warning("robot %s: Hello handler failed: %r", robot, exc)
+            config = Config(robot, 0, accepted=False, policy={}, reason=f"hello handler failed: {exc}"[:500])
+        config = Config(robot, self._next_seq(), config.accepted, config.policy, config.reason)
+        if config.accepted:
+            self._accepted.add(robot)
+        else:
+            self._accepted.discard(robot)
+        self.stats["hellos"] += 1
+        self.send(robot, config)
+
+    # --- sending -----------------------------------------------------------------------------
+    def send(self, robot_id: str, msg: Message) -> bool:
+        """Send ``msg`` to ``robot_id``'s current connection; False (and counted) if it cannot go or is invalid."""
+        if msg.robot_id != robot_id:
+            raise ValueError(f"message for robot {msg.robot_id!r} sent to robot {robot_id!r}")
+        peer = self._peers.get(robot_id)
+        if peer is None:
+            self.stats["unknown_robot"] += 1
+            return False
+        result = self._send_to(peer.identity, msg)
+        if result == "gone" and self._peers.get(robot_id) is peer:
+            del self._peers[robot_id]  # its connection is closed; it must speak again to get mail
+        if result != "sent":
+            return False
+        peer.last_sent = time.monotonic()
+        return True
+
+    def _send_to(self, identity: bytes, msg: Message) -> str:
+        """``"sent"``, ``"full"`` (send queue at its limit), ``"gone"`` (no such connection), ``"invalid"``."""
+        data = self._encode(msg)
+        if data is None:
+            return "invalid"
+        try:
+            self._socket().send_multipart([identity, data], zmq.NOBLOCK, copy=False)
+        except zmq.Again:
+            self.stats["send_dropped"] += 1
+            return "full"
+        except zmq.ZMQError as exc:
+            if exc.errno != zmq.EHOSTUNREACH:
+                raise
+            self.stats["unroutable"] += 1
+            return "gone"
+        self.stats["sent"] += 1
+        if isinstance(msg, Heartbeat):
+            self.stats["heartbeats_sent"] += 1
+        return "sent"
+
+    def _housekeeping(self, now: float) -> None:
+        for robot, peer in list(self._peers.items()):
+            if now - peer.last_heard > self.heartbeat_timeout_s:
+                del self._peers[robot]
+                if self._newest.pop(robot, None) is not None:
+                    self.stats["dropped_stale"] += 1
+                self.stats["robots_timed_out"] += 1
+                log.warning("robot %s silent for %.1f s: dropped", robot, now - peer.last_heard)
+            elif now - peer.last_sent >= self.heartbeat_interval_s:
+                self.send(robot, Heartbeat(robot, self._next_seq(), time.time()))
+
+    # --- state -------------------------------------------------------------------------------
+    def robots(self) -> list[str]:
+        """Robots heard from within the heartbeat timeout, sorted."""
+        now = time.monotonic()
+        return sorted(r for r, p in self._peers.items() if now - p.last_heard <= self.heartbeat_timeout_s)
+
+    def seconds_since_heard(self, robot_id: str) -> float:
+        """Seconds since ``robot_id`` last sent anything valid (inf if unknown or timed out)."""
+        peer = self._peers.get(robot_id)
+        return float("inf") if peer is None else time.monotonic() - peer.last_heard
+
+
+class ControlEndpoint(_Endpoint):
+    """The control side: a DEALER that connects to the inference endpoint and never blocks.
+
+    Up to ``send_queue`` messages wait for a missing or slow server (so a Hello sent before the
+    connection is up still arrives); beyond that ``send`` drops and counts instead of waiting.
+    ``jpeg_quality`` compresses camera images for off-host links.
+    """
+
+    def __init__(
+        self,
+        endpoint: str,
+        robot_id: str,
+        *,
+        curve: CurveConfig | None = None,
+        heartbeat_timeout_s: float = 2.0,
+        heartbeat_interval_s: float | None = None,
+        limits: Limits = DEFAULT_LIMITS,
+        jpeg_quality: int | None = None,
+        send_queue: int = 4,
+        max_batch: int = 256,
+    ) -> None:
+        check_endpoint(endpoint, curve)
+        if not isinstance(robot_id, str) or not 0 < len(robot_id) <= limits.max_id_len:
+            raise ValueError(f"robot_id must be a non-empty string of at most {limits.max_id_len} characters")
+        self.endpoint, self.robot_id = endpoint, robot_id
+        self.heartbeat_timeout_s = heartbeat_timeout_s
+        self.heartbeat_interval_s = heartbeat_interval_s or heartbeat_timeout_s / 4
+        self.jpeg_quality, self.max_batch = jpeg_quality, max_batch
+        self._last_heard: float | None = None
+        self._last_sent = float("-inf")
+        super().__init__(zmq.DEALER, limits, sndhwm=send_queue, rcvhwm=64, source=f"control bus {robot_id}")
+        try:
+            sock = self._socket()
+            sock.setsockopt(zmq.RECONNECT_IVL, 100)
+            sock.setsockopt(zmq.RECONNECT_IVL_MAX, 1000)
+            if curve is not None:
+                curve.apply_client(sock)
+            sock.connect(endpoint)
+        except BaseException:
+            self.close()
+            raise
+
+    def send(self, msg: Message) -> bool:
+        """Queue ``msg`` without blocking; False if it cannot go now (``send_dropped``) or is invalid."""
+        if msg.robot_id != self.robot_id:
+            raise ValueError(f"message for robot {msg.robot_id!r} sent from robot {self.robot_id!r}")
+        data = self._encode(msg, self.jpeg_quality)
+        if data is None:
+            return False
+        try:
+            self._socket().send(data, zmq.NOBLOCK, copy=False)
+        except zmq.Again:
+            self.stats["send_dropped"] += 1
+            return False
+        self.stats["sent"] += 1
+        self._last_sent = time.monotonic()
+        return True
+
+    def poll(self, timeout_ms: int = 0) -> list[Message]:
+        """Valid messages waiting, up to ``max_batch`` (heartbeats included); bad ones are counted.
+
+        Never raises on bad input and, with the default ``timeout_ms=0``, never waits.
+        """
+        sock = self._socket()
+        out: list[Message] = []
+        if timeout_ms > 0 and not sock.poll(timeout_ms, zmq.POLLIN):
+            return out
+        for _ in range(self.max_batch):
+            try:
+                frame = sock.recv(zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                break
+            self.stats["received"] += 1
+            if frame.more:  # the server sends one frame per message; discard the rest
+                while sock.getsockopt(zmq.RCVMORE):
+                    sock.recv(zmq.NOBLOCK, copy=False)
+                self.rejects.reject(ProtocolError("message", "frames", "multipart message"))
+                continue
+            try:
+                msg = decode(frame.buffer, self.limits)
+            except ProtocolError as err:
+                self.rejects.reject(err)
+                continue
+            if msg.robot_id != self.robot_id:
+                self.rejects.reject(ProtocolError("robot_id", "wrong_robot", f"{msg.robot_id!r:.40}"))
+                continue
+            if isinstance(msg, Observation | Hello):
+                self.rejects.reject(ProtocolError("kind", "direction", f"{msg.KIND} sent to a robot"))
+                continue
+            self._last_heard = time.monotonic()
+            if isinstance(msg, Heartbeat):
+                self.stats["heartbeats_received"] += 1
+            out.append(msg)
+        return out
+
+    def maybe_heartbeat(self, now: float | None = None) -> bool:
+        """Send a Heartbeat if nothing was sent for a heartbeat interval (``now``: time.monotonic())."""
+        now = time.monotonic() if now is None else now
+        if now - self._last_sent < self.heartbeat_interval_s:
+            return False
+        sent = self.send(Heartbeat(self.robot_id, self._next_seq(), time.time()))
+        self._last_sent = now  # also after a drop: retry next interval, not every tick
+        if sent:
+            self.stats["heartbeats_sent"] += 1
+        return sent
+
+    def seconds_since_heard(self, now: float | None = None) -> float:
+        """Seconds since the server last sent anything valid (inf before the first message)."""
+        if self._last_heard is None:
+            return float("inf")
+        return (time.monotonic() if now is None else now) - self._last_heard
+
+    @property
+    def server_alive(self) -> bool:
+        """Whether the server was heard from within the heartbeat timeout."""
+        return self.seconds_since_heard() <= self.heartbeat_timeout_s

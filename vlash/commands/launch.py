@@ -1,0 +1,181 @@
+"""``vlash launch FILE.yaml``: start the inference process and every robot's control process.
+
+Validates the whole file first, starts the processes, prints one live status line, forwards
+Ctrl-C, stops everything (no orphans) and writes one run folder: the resolved launch file, each
+process's log, each robot's ticks/chunks/summary, ``summary.json`` and ``timeline.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from vlash.launchfile import LaunchSpec, load_launch
+from vlash.runlog import write_json
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("launch", help="launch file (YAML), e.g. launch/sim_vlash.yaml")
+    parser.add_argument("--duration", type=float, help="seconds to run (default: until Ctrl-C)")
+    parser.add_argument("--out", help="run folder (default: runs/NAME-TIMESTAMP)")
+    parser.add_argument("--quiet", action="store_true", help="no live status line")
+
+
+class LaunchFailed(RuntimeError):
+    """A process the launch needs could not start."""
+
+
+def tail(path: Path, lines: int = 15) -> str:
+    text = path.read_text(errors="replace").splitlines() if path.exists() else []
+    return "\n".join(text[-lines:])
+
+
+class Child:
+    """One started process whose stdout lines (STATUS / SUMMARY) are read by a thread."""
+
+    def __init__(self, name: str, argv: list[str], log_path: Path):
+        self.name = name
+        self.log = open(log_path, "w", encoding="utf-8")  # noqa: SIM115 - closed in close()
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=self.log, text=True, bufsize=1)
+        self.status: dict[str, Any] = {}
+        self.summary: dict[str, Any] | None = None
+        self.reported = False
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            if line.startswith("STATUS "):
+                self.status = json.loads(line[7:])
+            elif line.startswith("SUMMARY "):
+                self.summary = json.loads(line[8:])
+            else:
+                self.log.write(line)
+
+    def stop(self, timeout: float = 10.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._reader.join(timeout=2)
+        self.log.close()
+        return self.proc.returncode
+
+
+def start_processes(spec: LaunchSpec, resolved: Path, out: Path, duration: float | None) -> tuple[Child, list[Child]]:
+    vlash = [sys.executable, "-m", "vlash.cli"]
+    server = Child("serve", vlash + ["serve", str(resolved)], out / "serve.log")
+    robots = []
+    for robot in spec.robots:
+        argv = vlash + ["control", str(resolved), "--robot", robot.id, "--out", str(out / robot.id), "--status", "json"]
+        if duration is not None:
+            argv += ["--duration", str(duration)]
+        robots.append(Child(robot.id, argv, out / f"{robot.id}.log"))
+    return server, robots
+
+
+def status_line(robots: list[Child], elapsed: float) -> str:
+    parts = []
+    for child in robots:
+        s = child.status
+        if not s:
+            parts.append(f"{child.name}: connecting")
+            continue
+        parts.append(
+            f"{child.name}: {s['ticks']} ticks  stalls {s['stall_ticks']}  missed {s['missed_ticks']}  "
+            f"Δ {s['delay_steps']}  rtt {s['rtt_ms']} ms  chunks {s['chunks']}  ok {s['successes']}"
+        )
+    return f"[{elapsed:5.1f}s] " + " | ".join(parts)
+
+
+def launch(spec: LaunchSpec, out: Path, duration: float | None, quiet: bool = False) -> dict[str, Any]:
+    """Run the launch spec into ``out``; returns the combined summary."""
+    out.mkdir(parents=True, exist_ok=True)
+    resolved = out / "launch.yaml"
+    resolved.write_text(yaml.safe_dump({**spec.raw, "endpoint": spec.endpoint}, sort_keys=False))
+    server, robots = start_processes(spec, resolved, out, duration)
+    started = time.monotonic()
+    interrupted = False
+    live = sys.stderr.isatty()
+    last_print = 0.0
+    try:
+        while any(r.proc.poll() is None for r in robots):
+            if server.proc.poll() is not None and not server.reported:
+                server.reported = True
+                if not any(r.status for r in robots):  # it never came up: nothing will run
+                    raise LaunchFailed(f"inference process exited ({server.proc.returncode}) before any robot "
+                                       f"connected:\n{tail(out / 'serve.log')}")
+                print(f"\n[launch] inference process exited ({server.proc.returncode}); robots hold. "
+                      f"See {out}/serve.log", file=sys.stderr)
+            elapsed = time.monotonic() - started
+            if not quiet and (live or elapsed - last_print >= 5.0):
+                last_print = elapsed
+                line = status_line(robots, elapsed)
+                print("\r" + line.ljust(110) if live else line, end="" if live else "\n", file=sys.stderr, flush=True)
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        for child in robots:
+            child.stop()
+        server.stop()
+    if not quiet:
+        print(file=sys.stderr)
+    return finish(spec, out, robots, interrupted)
+
+
+def finish(spec: LaunchSpec, out: Path, robots: list[Child], interrupted: bool) -> dict[str, Any]:
+    from vlash.plots import timeline
+    from vlash.runlog import read_jsonl
+
+    per_robot = {}
+    for child in robots:
+        summary = child.summary
+        if summary is None:  # killed before it could print: rebuild from its folder
+            path = out / child.name / "summary.json"
+            summary = json.loads(path.read_text()) if path.exists() else {"ticks": len(read_jsonl(out / child.name / "ticks.jsonl"))}
+        summary["exit_code"] = child.proc.returncode
+        per_robot[child.name] = summary
+        if (out / child.name / "ticks.jsonl").exists():
+            timeline(out / child.name, out / child.name / "timeline.png")
+    first = per_robot[robots[0].name]
+    combined = {
+        **{k: first.get(k) for k in ("ticks", "stall_ticks", "missed_ticks", "lateness_ms_p99", "rtt_ms_p50",
+                                      "rtt_ms_p99", "chunks", "task_successes")},
+        "mode": spec.mode,
+        "name": spec.name,
+        "fps": spec.fps,
+        "interrupted": interrupted,
+        "robots": per_robot,
+    }
+    write_json(out / "summary.json", combined)
+    first_png = out / robots[0].name / "timeline.png"
+    if first_png.exists():
+        (out / "timeline.png").write_bytes(first_png.read_bytes())
+    return combined
+
+
+def run(args: argparse.Namespace) -> int:
+    spec = load_launch(args.launch)  # every key checked before anything starts
+    out = Path(args.out or f"runs/{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}")
+    try:
+        summary = launch(spec, out, args.duration, args.quiet)
+    except LaunchFailed as exc:
+        print(f"vlash launch: {exc}", file=sys.stderr)
+        return 1
+    keys = ("ticks", "stall_ticks", "missed_ticks", "lateness_ms_p99", "rtt_ms_p50", "rtt_ms_p99", "chunks", "task_successes")
+    print(f"{spec.name} ({spec.mode}): " + ", ".join(f"{k}={summary.get(k)}" for k in keys))
+    print(f"run folder: {out}")
+    return 0

@@ -1,0 +1,337 @@
+"""The control process: a fixed-rate loop that never waits for the model.
+
+Each tick: read the robot → maybe send an observation (the mode's trigger) → install arrived
+chunks → take this step's action from the plan or hold (a stall) → safety filter → driver →
+record. Deadlines are absolute (``t0 + k·dt``) on the monotonic clock; a tick that is more
+than a period late is skipped and counted, never accumulated into drift. The bus is polled
+with zero timeout and sends never block. Scheduling is the shared :class:`Scheduler`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from robot_drivers.interface import Driver
+from vlash.messages import ActionChunk, Config, Heartbeat, Hello, Observation
+from vlash.runlog import RunLog, percentile
+from vlash.safety import SafetyFilter
+from vlash.scheduler import Scheduler, SchedulerConfig
+
+
+@dataclass
+class ControlConfig:
+    robot_id: str = "robot0"
+    mode: str = "vlash"
+    chunk_size: int = 50
+    execution_horizon: int | None = None  # K in fine actions; default: chunk size
+    quantization: int = 1
+    fps: float | None = None  # default: the driver's
+    request_timeout_s: float = 1.0  # an unanswered observation is re-sent after this
+    link_timeout_s: float = 1.0  # no chunk or heartbeat for this long: the link is down
+    heartbeat_every_s: float = 0.25
+    spin_s: float = 0.0008  # sleep until this close to the deadline, then spin
+    max_step: list[float] | None = None  # per-tick change limit; default: the driver's
+    status_every_s: float = 1.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class ControlLoop:
+    """Drives one robot from chunks arriving over a :class:`~vlash.bus.ControlEndpoint`."""
+
+    def __init__(
+        self,
+        driver: Driver,
+        bus,
+        config: ControlConfig,
+        run_log: RunLog | None = None,
+        on_status: Callable[[dict[str, Any]], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+    ):
+        self.driver, self.bus, self.config, self.run_log = driver, bus, config, run_log
+        self.on_status = on_status
+        self.clock, self.wall_clock = clock, wall_clock
+        feats = driver.features
+        self.fps = float(config.fps or feats.fps)
+        self.dt = 1.0 / self.fps
+        self.scheduler = Scheduler(
+            SchedulerConfig(
+                mode=config.mode,
+                chunk_size=config.chunk_size,
+                execution_horizon=config.execution_horizon,
+                quantization=config.quantization,
+            ),
+            feats.action_dim,
+            feats.action_kind,
+        )
+        max_step = config.max_step if config.max_step is not None else feats.max_step
+        self.safety = SafetyFilter(feats.action_low, feats.action_high, max_step, feats.action_kind)
+        self.counters: Counter[str] = Counter()
+        self.delay_steps = 0  # the server's latest Δ estimate (from its chunks)
+        self._seq = 0
+        self._sent: dict[int, tuple[float, int]] = {}  # obs seq -> (monotonic send time, step)
+        self._in_flight_seq: int | None = None
+        self._newest_obs_step = -1
+        self._last_rtt_ms = -1.0
+        self._last_sent: np.ndarray | None = None
+        self._lateness_ms: deque[float] = deque(maxlen=200_000)
+        self._rtt_ms: list[float] = []
+        self._success_prev = False
+        self.ticks = 0
+        self.successes = 0
+        self.chunks = 0
+        self._last_status = 0.0
+        self.server_policy: dict[str, Any] = {}
+
+    # --- one tick -------------------------------------------------------------------------
+    def tick(self, step: int, now: float, lateness_s: float = 0.0) -> dict[str, Any]:
+        """Run control step ``step`` at monotonic time ``now``. Never blocks."""
+        reading = self.driver.read()
+        state = np.asarray(reading.state, dtype=np.float32)
+        if self._last_sent is None:
+            self._last_sent = state.copy() if self.driver.features.action_kind == "absolute" else np.zeros_like(state)
+        for message in self.bus.poll():
+            self._on_message(message, step, now)
+        self._watchdog(now)
+        if self.scheduler.should_request(step, self.delay_steps):
+            self._send_observation(step, now, state, reading)
+        executed = self.scheduler.execute(step, state)
+        action = self.safety.apply(executed.action, self._last_sent)
+        self.driver.send_action(action)
+        self._last_sent = action
+        self.ticks += 1
+        self._lateness_ms.append(lateness_s * 1000.0)
+        success = bool(reading.events.get("success", 0))
+        if success and not self._success_prev:
+            self.successes += 1
+        self._success_prev = success
+        record = {
+            "step": step,
+            "t": self.wall_clock(),
+            "lateness_ms": lateness_s * 1000.0,
+            "state": state,
+            "action": action,
+            "chunk": executed.chunk_id,
+            "stall": executed.stalled and self.scheduler.started,
+            "delay_steps": self.delay_steps,
+        }
+        if reading.events:
+            record["events"] = {k: float(v) for k, v in reading.events.items()}
+        if executed.switch is not None:
+            record["switch"] = executed.switch.discontinuity
+        if self.run_log is not None:
+            self.run_log.ticks.write(record)
+        self.bus.maybe_heartbeat(now)
+        return record
+
+    def _send_observation(self, step: int, now: float, state: np.ndarray, reading) -> None:
+        plan_start, plan = self.scheduler.remainder(state)
+        self._seq += 1
+        obs = Observation(
+            robot_id=self.config.robot_id,
+            seq=self._seq,
+            step=step,
+            wall_time=self.wall_clock(),
+            state=state,
+            images=dict(reading.images),
+            task=self.driver.features.task,
+            plan_start_step=plan_start,
+            plan=plan,
+            extras={k: np.asarray(v, np.float32).ravel() for k, v in reading.extras.items()},
+            last_rtt_ms=self._last_rtt_ms,
+        )
+        if self.bus.send(obs):
+            self._sent[self._seq] = (now, step)
+            self._in_flight_seq = self._seq
+            self.scheduler.mark_requested(step)
+            self.counters["observations_sent"] += 1
+            if len(self._sent) > 64:
+                for old in sorted(self._sent)[:-32]:
+                    del self._sent[old]
+        else:
+            self.counters["observations_dropped"] += 1
+
+    def _on_message(self, message, step: int, now: float) -> None:
+        if isinstance(message, ActionChunk):
+            self._on_chunk(message, step, now)
+        elif isinstance(message, Heartbeat):
+            self.counters["heartbeats"] += 1
+        else:
+            self.counters[f"got_{type(message).__name__.lower()}"] += 1
+
+    def _on_chunk(self, chunk: ActionChunk, step: int, now: float) -> None:
+        feats = self.driver.features
+        actions = np.asarray(chunk.actions, dtype=np.float32)
+        if chunk.robot_id != self.config.robot_id:
+            self.counters["chunk_rejected_robot"] += 1
+            return
+        if actions.ndim != 2 or actions.shape[1] != feats.action_dim or not np.all(np.isfinite(actions)):
+            self.counters["chunk_rejected_invalid"] += 1
+            return
+        if chunk.obs_step < self._newest_obs_step:
+            self.counters["chunk_rejected_stale"] += 1
+            return
+        self._newest_obs_step = chunk.obs_step
+        sent = self._sent.pop(chunk.obs_seq, None)
+        rtt_ms = (now - sent[0]) * 1000.0 if sent else float("nan")
+        if sent:
+            self._last_rtt_ms = rtt_ms
+            self._rtt_ms.append(rtt_ms)
+        answers = chunk.obs_seq == self._in_flight_seq
+        if answers:
+            self._in_flight_seq = None
+        self.delay_steps = max(0, int(chunk.delay_steps))
+        installed = self.scheduler.receive(chunk.start_step, actions, step, chunk.chunk_id, answers)
+        self.chunks += 1
+        if self.run_log is not None:
+            self.run_log.chunks.write(
+                {
+                    "chunk": chunk.chunk_id,
+                    "obs_step": chunk.obs_step,
+                    "start_step": chunk.start_step,
+                    "arrival_step": step,
+                    "first_step": installed.first_step,
+                    "dropped": installed.dropped,
+                    "delay_steps": chunk.delay_steps,
+                    "rtt_ms": rtt_ms,
+                    "model_ms": chunk.model_ms,
+                    "queue_ms": chunk.queue_ms,
+                    "server_ms": chunk.server_ms,
+                    "mode": chunk.mode,
+                    "estimator": chunk.estimator,
+                }
+            )
+
+    def _watchdog(self, now: float) -> None:
+        """Re-ask when an observation went unanswered (the server may have died or restarted)."""
+        if self._in_flight_seq is None:
+            return
+        sent = self._sent.get(self._in_flight_seq)
+        if sent is None or now - sent[0] > self.config.request_timeout_s:
+            self.counters["request_timeouts"] += 1
+            self._in_flight_seq = None
+            self.scheduler.cancel_request()
+
+    # --- the loop --------------------------------------------------------------------------
+    def hello(self) -> None:
+        feats = self.driver.features
+        self.bus.send(
+            Hello(
+                robot_id=self.config.robot_id,
+                seq=0,
+                features={
+                    "joint_names": list(feats.joint_names),
+                    "action_names": list(feats.action_names),
+                    "cameras": {k: list(v) for k, v in feats.cameras.items()},
+                    "action_kind": feats.action_kind,
+                    "action_low": list(feats.action_low),
+                    "action_high": list(feats.action_high),
+                },
+                fps=self.fps,
+                mode=str(self.scheduler.mode),
+                chunk_settings={
+                    "chunk_size": self.config.chunk_size,
+                    "execution_horizon": self.scheduler.config.execution_horizon,
+                    "quantization": self.config.quantization,
+                },
+            )
+        )
+
+    def wait_for_server(self, timeout_s: float, stop=None) -> bool:
+        """Say Hello until the server answers with a Config (before the clock starts)."""
+        end = self.clock() + timeout_s
+        next_hello = 0.0
+        while self.clock() < end and not (stop is not None and stop.is_set()):
+            if self.clock() >= next_hello:
+                self.hello()
+                next_hello = self.clock() + 0.5
+            for message in self.bus.poll():
+                if isinstance(message, Config):
+                    if not message.accepted:
+                        raise RuntimeError(f"server refused robot {self.config.robot_id}: {message.reason}")
+                    self.server_policy = dict(message.policy)
+                    return True
+            time.sleep(0.01)
+        return False
+
+    def run(self, duration_s: float | None = None, max_ticks: int | None = None, stop=None) -> dict[str, Any]:
+        """Tick at ``fps`` until ``duration_s``, ``max_ticks`` or ``stop.is_set()``; return the summary."""
+        self.hello()
+        t0 = self.clock() + self.dt
+        step = 0
+        try:
+            while True:
+                if stop is not None and stop.is_set():
+                    break
+                if max_ticks is not None and self.ticks >= max_ticks:
+                    break
+                deadline = t0 + step * self.dt
+                if duration_s is not None and deadline - t0 >= duration_s:
+                    break
+                self._sleep_until(deadline)
+                now = self.clock()
+                late = now - deadline
+                if late >= self.dt:  # overran by whole periods: skip them, keep the schedule
+                    missed = int(late // self.dt)
+                    self.counters["missed_ticks"] += missed
+                    step += missed
+                    deadline = t0 + step * self.dt
+                    late = now - deadline
+                self.tick(step, now, late)
+                step += 1
+                if self.on_status is not None and now - self._last_status >= self.config.status_every_s:
+                    self._last_status = now
+                    self.on_status(self.status())
+        finally:
+            summary = self.summary()
+            if self.run_log is not None:
+                self.run_log.close(summary)
+        return summary
+
+    def _sleep_until(self, deadline: float) -> None:
+        remaining = deadline - self.clock()
+        if remaining > self.config.spin_s:
+            time.sleep(remaining - self.config.spin_s)
+        while self.clock() < deadline:
+            pass
+
+    # --- reporting -------------------------------------------------------------------------
+    def status(self) -> dict[str, Any]:
+        return {
+            "robot": self.config.robot_id,
+            "ticks": self.ticks,
+            "stall_ticks": self.scheduler.stall_steps,
+            "missed_ticks": self.counters["missed_ticks"],
+            "delay_steps": self.delay_steps,
+            "rtt_ms": round(self._last_rtt_ms, 1),
+            "chunks": self.chunks,
+            "successes": self.successes,
+        }
+
+    def summary(self) -> dict[str, Any]:
+        counters = dict(self.counters)
+        counters.update({f"safety_{k}": v for k, v in self.safety.counters.items()})
+        counters.update({f"bus_{k}": v for k, v in getattr(self.bus, "counters", {}).items()})
+        return {
+            "robot_id": self.config.robot_id,
+            "mode": str(self.scheduler.mode),
+            "fps": self.fps,
+            "ticks": self.ticks,
+            "stall_ticks": self.scheduler.stall_steps,
+            "wait_ticks": self.scheduler.wait_steps,
+            "missed_ticks": self.counters["missed_ticks"],
+            "lateness_ms_p50": percentile(self._lateness_ms, 50),
+            "lateness_ms_p99": percentile(self._lateness_ms, 99),
+            "lateness_ms_max": percentile(self._lateness_ms, 100),
+            "rtt_ms_p50": percentile(self._rtt_ms, 50),
+            "rtt_ms_p99": percentile(self._rtt_ms, 99),
+            "chunks": self.chunks,
+            "task_successes": self.successes,
+            "counters": counters,
+        }

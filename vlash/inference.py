@@ -1,0 +1,182 @@
+"""The inference process: newest observation per robot in, one aligned action chunk out.
+
+For each robot it estimates Δ from the round trips the robot reports (the core's
+:class:`RoundTripDelay`, or a fixed Δ), conditions the policy by the robot's mode
+(:func:`plan_request`: in ``vlash`` mode the state rolled forward through the queued actions),
+calls the policy, stamps the chunk with its ``start_step`` and timings and sends it back to
+that robot only. Older observations were already dropped by the bus, never queued.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from policies.interface import Policy
+from vlash.delay import FixedDelay, RoundTripDelay
+from vlash.future_state import FutureStateEstimator, make_estimator
+from vlash.messages import ActionChunk, Error, Hello, Observation
+from vlash.plan import hold_action
+from vlash.scheduler import Mode, default_estimator, parse_mode, plan_request
+
+
+@dataclass
+class ServerConfig:
+    mode: str = "vlash"  # default for robots that do not say (their Hello wins)
+    estimator: str | None = None  # default: by mode and action kind
+    estimator_options: dict = field(default_factory=dict)
+    fps: float = 30.0  # default for robots that do not say
+    fixed_delay_steps: int | None = None  # None: estimate Δ from round trips
+    delay_quantile: float = 0.95
+    delay_margin_steps: int = 1
+    max_delay_steps: int | None = None  # default: half the chunk
+
+
+@dataclass
+class RobotSession:
+    robot_id: str
+    mode: Mode
+    fps: float
+    delay: FixedDelay | RoundTripDelay
+    estimator: FutureStateEstimator
+    chunks: int = 0
+
+
+class InferenceServer:
+    """Serves every robot connected to one :class:`~vlash.bus.InferenceEndpoint`."""
+
+    def __init__(
+        self,
+        bus,
+        policy: Policy,
+        config: ServerConfig | None = None,
+        log: Callable[[str], None] | None = None,
+        clock: Callable[[], float] = time.perf_counter,
+    ):
+        self.bus, self.policy = bus, policy
+        self.config = config or ServerConfig()
+        self.log = log or (lambda line: None)
+        self.clock = clock
+        self.sessions: dict[str, RobotSession] = {}
+        self.counters: Counter[str] = Counter()
+        self._chunk_id = 0
+        self.model_ms: list[float] = []
+
+    def session(self, robot_id: str, hello: Hello | None = None) -> RobotSession:
+        """The robot's session, created (or reset, on a new Hello) as needed."""
+        existing = self.sessions.get(robot_id)
+        if existing is not None and hello is None:
+            return existing
+        mode = parse_mode(hello.mode) if hello is not None and hello.mode else parse_mode(self.config.mode)
+        fps = float(hello.fps) if hello is not None and hello.fps > 0 else self.config.fps
+        kind = self.policy.action_kind
+        name = self.config.estimator if mode is Mode.VLASH and self.config.estimator else default_estimator(mode, kind)
+        max_delay = self.config.max_delay_steps or max(1, self.policy.chunk_size // 2)
+        if self.config.fixed_delay_steps is not None:
+            delay: FixedDelay | RoundTripDelay = FixedDelay(self.config.fixed_delay_steps)
+        else:
+            delay = RoundTripDelay(
+                dt=1.0 / fps,
+                quantile=self.config.delay_quantile,
+                margin_steps=self.config.delay_margin_steps,
+                max_steps=max_delay,
+            )
+        session = RobotSession(robot_id, mode, fps, delay, make_estimator(name, **self.config.estimator_options))
+        self.sessions[robot_id] = session
+        self.log(f"robot {robot_id}: mode={mode} fps={fps:g} estimator={name}")
+        return session
+
+    def on_hello(self, hello: Hello) -> dict[str, Any]:
+        """Register a robot; returns the policy description for the Config reply."""
+        self.session(hello.robot_id, hello)
+        feats = self.policy.features
+        return {
+            "chunk_size": self.policy.chunk_size,
+            "action_dim": feats.action_dim,
+            "state_dim": feats.state_dim,
+            "action_kind": self.policy.action_kind,
+            "cameras": {k: list(v) for k, v in feats.cameras.items()},
+            "supports_rtc": bool(getattr(self.policy, "supports_rtc", False)),
+        }
+
+    def step(self, timeout_ms: int = 10) -> int:
+        """Poll the bus once and answer every robot's newest observation; returns chunks sent."""
+        self.bus.poll(timeout_ms)
+        polled_at = self.clock()
+        sent = 0
+        for robot_id, obs in self.bus.latest().items():
+            try:
+                sent += self.serve(obs, polled_at)
+            except Exception as exc:  # a failing policy must not take the server down
+                self.counters["policy_errors"] += 1
+                self.log(f"robot {robot_id}: policy failed: {exc!r}")
+                self.bus.send(robot_id, Error(robot_id=robot_id, seq=0, code="policy_error", message=str(exc)[:500]))
+        return sent
+
+    def serve(self, obs: Observation, polled_at: float) -> int:
+        """Answer one observation with one chunk (0 if the policy's answer was unusable)."""
+        started = self.clock()
+        session = self.session(obs.robot_id)
+        if obs.last_rtt_ms >= 0:
+            session.delay.observe(obs.last_rtt_ms / 1000.0)
+        delay_steps = session.delay.delay_steps()
+        kind = self.policy.action_kind
+        request = plan_request(
+            session.mode,
+            session.estimator,
+            obs.step,
+            obs.state,
+            obs.plan_start_step,
+            obs.plan,
+            delay_steps,
+            hold_action(kind, None, obs.state),
+            kind,
+            obs.extras,
+        )
+        policy_obs = request.policy_observation(obs.state, obs.images, obs.task, obs.extras)
+        t_model = self.clock()
+        actions = np.asarray(self.policy.predict_chunk(policy_obs), dtype=np.float32)
+        model_ms = (self.clock() - t_model) * 1000.0
+        self.model_ms.append(model_ms)
+        if isinstance(session.delay, RoundTripDelay) and session.delay.samples == 0:
+            # before any measured round trip, the model time alone is the best guess
+            session.delay.initial_steps = math.ceil(model_ms / 1000.0 * session.fps) + self.config.delay_margin_steps
+        if actions.ndim != 2 or actions.shape[1] != self.policy.features.action_dim or not np.all(np.isfinite(actions)):
+            self.counters["invalid_chunks"] += 1
+            self.log(f"robot {obs.robot_id}: policy returned an invalid chunk {actions.shape}; not sent")
+            self.bus.send(obs.robot_id, Error(robot_id=obs.robot_id, seq=0, code="invalid_chunk", message=str(actions.shape)))
+            return 0
+        self._chunk_id += 1
+        chunk = ActionChunk(
+            robot_id=obs.robot_id,
+            seq=self._chunk_id,
+            chunk_id=self._chunk_id,
+            obs_seq=obs.seq,
+            obs_step=obs.step,
+            start_step=request.start_step,
+            actions=actions,
+            mode=str(session.mode),
+            delay_steps=delay_steps,
+            estimator=session.estimator.name,
+            model_ms=model_ms,
+            queue_ms=(started - polled_at) * 1000.0,
+            server_ms=(self.clock() - started) * 1000.0,
+        )
+        if self.bus.send(obs.robot_id, chunk):
+            session.chunks += 1
+            self.counters["chunks_sent"] += 1
+            return 1
+        self.counters["chunks_unsent"] += 1
+        return 0
+
+    def run(self, stop=None, duration_s: float | None = None) -> None:
+        """Serve until ``stop.is_set()`` or ``duration_s`` passes."""
+        end = None if duration_s is None else time.monotonic() + duration_s
+        while (stop is None or not stop.is_set()) and (end is None or time.monotonic() < end):
+            self.step(timeout_ms=20)
