@@ -1,0 +1,117 @@
+"""Opening LeRobot datasets for training: the low-dimensional columns as numpy, images per frame.
+
+The delay augmentation (``policies.offsets``) reads states and actions at arbitrary rows, so the
+low-dimensional columns are loaded once into memory (a few MB even for hundreds of episodes);
+images are read per frame through LeRobot's own ``__getitem__`` (decoding, transforms).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from policies.offsets import episode_ends
+
+OBS_STATE = "observation.state"
+OBS_ENV_STATE = "observation.environment_state"
+ACTION = "action"
+
+
+def video_backend() -> str:
+    """``torchcodec`` when it actually loads (it needs a system FFmpeg), else ``pyav``; quietly."""
+    if importlib.util.find_spec("torchcodec") is not None:
+        try:
+            importlib.import_module("torchcodec")
+            return "torchcodec"
+        except Exception:  # installed but its FFmpeg libraries are missing
+            pass
+    return "pyav"
+
+
+def quiet_datasets_progress() -> None:
+    """Silence the HF ``datasets`` per-episode "Map" bars (our own bar reports progress)."""
+    try:
+        import datasets
+
+        datasets.disable_progress_bars()
+    except ImportError:
+        pass
+
+
+def open_dataset(ref: str | Path, *, repo_id: str | None = None) -> Any:
+    """Open a LeRobot dataset from a local folder (or a Hub repo id), with actionable errors."""
+    try:
+        from lerobot.datasets import LeRobotDataset
+    except ImportError as exc:
+        raise RuntimeError(
+            f"LeRobot's dataset support is not installed ({exc}); pip install 'lerobot[dataset]==0.6.1'"
+        ) from exc
+    path = Path(ref).expanduser()
+    if path.exists():
+        if not (path / "meta" / "info.json").is_file():
+            raise FileNotFoundError(f"{path} is not a LeRobot dataset (no meta/info.json)")
+        return LeRobotDataset(repo_id or f"local/{path.name}", root=path, video_backend=video_backend())
+    if "/" in str(ref) and not str(ref).startswith((".", "/", "~")):
+        return LeRobotDataset(str(ref), video_backend=video_backend())
+    raise FileNotFoundError(f"dataset folder {path} does not exist")
+
+
+@dataclass(frozen=True)
+class Columns:
+    """The dataset's low-dimensional columns, one row per frame (row = position in the loaded data)."""
+
+    state: np.ndarray  # (N, S) float32
+    action: np.ndarray  # (N, A) float32
+    episode_end: np.ndarray  # (N,) int64, exclusive end row of each row's episode
+    env_state: np.ndarray | None  # (N, E) float32
+    tasks: list[str]  # (N,) task text per row
+
+    def __len__(self) -> int:
+        return int(self.action.shape[0])
+
+
+def load_columns(dataset: Any) -> Columns:
+    """Read state, action, environment state, episode bounds and task text of every row."""
+    hf = dataset.hf_dataset
+    names = set(hf.column_names)
+    for key in (OBS_STATE, ACTION):
+        if key not in names:
+            raise ValueError(f"dataset has no '{key}' column (columns: {sorted(names)})")
+    wanted = [OBS_STATE, ACTION, "episode_index", "task_index"] + (
+        [OBS_ENV_STATE] if OBS_ENV_STATE in names else []
+    )
+    cols = hf.with_format("numpy").select_columns(wanted)[:]
+    n = len(cols["episode_index"])
+    task_by_index = {
+        int(i): str(t)
+        for t, i in zip(dataset.meta.tasks.index, dataset.meta.tasks["task_index"], strict=True)
+    }
+    return Columns(
+        state=np.asarray(cols[OBS_STATE], np.float32).reshape(n, -1),
+        action=np.asarray(cols[ACTION], np.float32).reshape(n, -1),
+        episode_end=episode_ends(cols["episode_index"]),
+        env_state=np.asarray(cols[OBS_ENV_STATE], np.float32).reshape(n, -1)
+        if OBS_ENV_STATE in cols
+        else None,
+        tasks=[task_by_index.get(int(i), "") for i in cols["task_index"]],
+    )
+
+
+class FrameImages:
+    """A map-style dataset of the camera images at each row (``{"row": i, key: (3, H, W) float}``)."""
+
+    def __init__(self, dataset: Any, image_keys: list[str]) -> None:
+        self.dataset = dataset
+        self.image_keys = list(image_keys)
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, row: int) -> dict[str, Any]:
+        item = self.dataset[int(row)]
+        return {"row": int(row), **{k: item[k] for k in self.image_keys}}

@@ -1,0 +1,223 @@
+"""Finding a LeRobot checkpoint, reading what it expects, and checking it against a robot.
+
+Errors name what to do. Kept apart from the adapter so these checks run before any weights load.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+FEATURES_FILE = "vlash_features.json"  # names/layout the checkpoint was trained with (written by train)
+LEROBOT_VERSION = "0.6.1"
+# policy type -> LeRobot pip extra holding its optional dependencies
+POLICY_EXTRAS = {
+    "diffusion": "diffusion",
+    "smolvla": "smolvla",
+    "pi0": "pi",
+    "pi05": "pi",
+    "pi0_fast": "pi",
+    "groot": "groot",
+    "xvla": "xvla",
+    "wall_x": "wall_x",
+}
+# VLAs that fill a missing camera slot with an empty, masked image (at least one camera is needed)
+TOLERATES_MISSING_CAMERAS = frozenset({"smolvla", "pi0", "pi05", "pi0_fast", "groot", "xvla"})
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+class PolicyLoadError(RuntimeError):
+    """A checkpoint could not be loaded; the message says why and what to do."""
+
+
+class CheckpointNotFoundError(PolicyLoadError, FileNotFoundError):
+    """No checkpoint at the given folder or Hub id."""
+
+
+class FeatureMismatchError(PolicyLoadError, ValueError):
+    """The checkpoint's inputs/outputs do not fit the robot (both sides are listed)."""
+
+
+class MissingDependencyError(PolicyLoadError, ImportError):
+    """The policy type needs an optional dependency (a LeRobot pip extra) that is not installed."""
+
+    @classmethod
+    def for_policy(cls, policy_type: str, exc: BaseException) -> MissingDependencyError:
+        """Build the error for ``policy_type`` from the ``ImportError`` LeRobot raised."""
+        text = str(exc)
+        found = re.search(r"lerobot\[([\w-]+)\]", text)
+        extra = found.group(1) if found else POLICY_EXTRAS.get(policy_type)
+        missing = getattr(exc, "name", None) or (re.findall(r"'([\w.-]+)' is required", text) or ["?"])[0]
+        install = (
+            f"pip install 'lerobot[{extra}]=={LEROBOT_VERSION}'"
+            if extra
+            else "install the package named above"
+        )
+        return cls(
+            f"policy type '{policy_type}' needs the optional dependency '{missing}', which is not "
+            f"installed. Install it with: {install}  (LeRobot said: {text})"
+        )
+
+
+def resolve_checkpoint(path_or_hub_id: str | Path, *, revision: str | None = None) -> Path:
+    """Return the local folder holding ``config.json``: the folder itself, its ``pretrained_model``,
+    or a run folder's ``checkpoints/last/pretrained_model``; a Hub id is downloaded first."""
+    ref = str(path_or_hub_id)
+    path = Path(ref).expanduser()
+    if path.exists():
+        if not path.is_dir():
+            raise CheckpointNotFoundError(
+                f"{path} is a file; expected a checkpoint folder holding config.json"
+            )
+        candidates = [path, path / "pretrained_model", path / "checkpoints" / "last" / "pretrained_model"]
+        for candidate in candidates:
+            if (candidate / "config.json").is_file():
+                return candidate
+        raise CheckpointNotFoundError(
+            f"{path} holds no LeRobot checkpoint: no config.json in " + ", ".join(str(c) for c in candidates)
+        )
+    if isinstance(path_or_hub_id, Path) or not _HUB_ID.match(ref):
+        raise CheckpointNotFoundError(f"checkpoint folder {path} does not exist")
+    return _download(ref, revision)
+
+
+def _download(repo_id: str, revision: str | None) -> Path:
+    from huggingface_hub import snapshot_download
+
+    try:
+        local = snapshot_download(
+            repo_id=repo_id, revision=revision, allow_patterns=["*.json", "*.safetensors", "*.md", "*.txt"]
+        )
+    except Exception as exc:  # offline, unknown repo, no auth: all the same to the user
+        raise CheckpointNotFoundError(
+            f"'{repo_id}' is not a local folder and could not be fetched from the Hugging Face Hub "
+            f"({type(exc).__name__}: {exc}). Check the path, or the repo id and network / HF_HUB_OFFLINE."
+        ) from exc
+    folder = Path(local)
+    if not (folder / "config.json").is_file():
+        raise CheckpointNotFoundError(f"Hub repo '{repo_id}' has no config.json: not a LeRobot policy")
+    return folder
+
+
+def import_policy_class(policy_type: str) -> type:
+    """LeRobot's policy class for ``policy_type``, with a clear error for missing extras."""
+    from lerobot.policies.factory import get_policy_class
+
+    try:
+        return get_policy_class(policy_type)
+    except ImportError as exc:
+        raise MissingDependencyError.for_policy(policy_type, exc) from exc
+    except ValueError as exc:
+        raise PolicyLoadError(str(exc)) from exc
+
+
+def processor_steps(folder: str | Path, which: str = "preprocessor") -> set[str]:
+    """Registry names of the steps in a checkpoint's saved ``policy_<which>.json`` (empty if none)."""
+    path = Path(folder) / f"policy_{which}.json"
+    if not path.is_file():
+        return set()
+    steps = json.loads(path.read_text()).get("steps", [])
+    return {s["registry_name"] for s in steps if s.get("registry_name")}
+
+
+def chunk_size_of(config: Any) -> int:
+    """Rows ``predict_action_chunk`` returns: Diffusion gives ``n_action_steps``, the rest ``chunk_size``."""
+    if getattr(config, "type", "") in ("diffusion", "vqbet", "tdmpc") or not hasattr(config, "chunk_size"):
+        return int(config.n_action_steps)
+    return int(config.chunk_size)
+
+
+def policy_supports_rtc(policy: Any) -> bool:
+    """True when the policy declares RTC and its ``predict_action_chunk`` takes the RTC arguments."""
+    supports = getattr(policy, "supports_rtc", None)
+    if not callable(supports) or not supports():
+        return False
+    try:
+        inspect.signature(policy.predict_action_chunk).bind(
+            object(), inference_delay=0, prev_chunk_left_over=None
+        )
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def read_feature_names(folder: Path) -> dict[str, Any]:
+    """The names recorded next to a checkpoint by :func:`write_feature_names` ({} if none)."""
+    path = Path(folder) / FEATURES_FILE
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def write_feature_names(
+    directory: str | Path,
+    *,
+    state_names: Sequence[str],
+    action_names: Sequence[str],
+    cameras: Mapping[str, Sequence[int]] | None = None,
+    fps: float | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> Path:
+    """Record the names behind the checkpoint's vectors so a loader can match them to a robot."""
+    path = Path(directory) / FEATURES_FILE
+    data = {
+        "state_names": list(state_names),
+        "action_names": list(action_names),
+        "cameras": {name: list(hw) for name, hw in (cameras or {}).items()},
+        "fps": fps,
+        **dict(extra or {}),
+    }
+    path.write_text(json.dumps(data, indent=2))
+    return path
+
+
+def check_robot_features(
+    config: Any,
+    names: Mapping[str, Any],
+    robot: Any,
+    *,
+    camera_map: Mapping[str, str] | None = None,
+    source: str = "",
+) -> None:
+    """Raise :class:`FeatureMismatchError` unless the checkpoint's state, action and cameras fit ``robot``.
+
+    ``robot`` needs ``joint_names``, ``action_names`` and ``cameras`` (name -> (H, W)) like
+    ``robot_drivers.RobotFeatures``. Names are compared when the checkpoint recorded them
+    (``vlash_features.json``), otherwise only sizes.
+    """
+    problems: list[str] = []
+    inputs = dict(config.input_features)
+    robot_state = tuple(getattr(robot, "joint_names", ()))
+    robot_action = tuple(getattr(robot, "action_names", ()))
+    if "observation.state" in inputs:
+        problems += _compare(
+            "state", inputs["observation.state"].shape[0], names.get("state_names"), robot_state
+        )
+    problems += _compare(
+        "action", config.output_features["action"].shape[0], names.get("action_names"), robot_action
+    )
+
+    to_ckpt = dict(camera_map or {})
+    robot_cams = {to_ckpt.get(name, name): name for name in dict(getattr(robot, "cameras", {}) or {})}
+    ckpt_cams = [k.split(".", 2)[2] for k in inputs if k.startswith("observation.images.")]
+    missing = [c for c in ckpt_cams if c not in robot_cams]
+    if missing and getattr(config, "type", "") in TOLERATES_MISSING_CAMERAS and len(missing) < len(ckpt_cams):
+        missing = []  # the policy masks the absent slots
+    if missing:
+        problems.append(
+            f"cameras: checkpoint needs {ckpt_cams}, robot has {sorted(robot_cams.values())} "
+            f"(missing {missing}; rename with camera_map={{'robot_name': 'checkpoint_name'}})"
+        )
+    if problems:
+        where = f" {source}" if source else ""
+        raise FeatureMismatchError(f"checkpoint{where} does not match the robot:\n  " + "\n  ".join(problems))
+
+
+def _compare(what: str, dim: int, ckpt_names: Sequence[str] | None, robot_names: Sequence[str]) -> list[str]:
+    ckpt_names = list(ckpt_names) if ckpt_names else None
+    if dim == len(robot_names) and (ckpt_names is None or ckpt_names == list(robot_names)):
+        return []
+    ckpt = f"{dim} values " + (f"{ckpt_names}" if ckpt_names else "(names not recorded)")
+    return [f"{what}: checkpoint has {ckpt}; robot has {len(robot_names)} values {list(robot_names)}"]

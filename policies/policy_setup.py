@@ -1,0 +1,197 @@
+"""Building the policy and processors ``vlash train`` trains: fresh, fine-tuned or resumed.
+
+Mirrors what ``lerobot-train`` does (``make_policy`` with the dataset's metadata, processors with
+the dataset's statistics, or the checkpoint's on resume) so a run is interchangeable with one
+started by LeRobot's own script.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from policies.loading import (
+    TOLERATES_MISSING_CAMERAS,
+    MissingDependencyError,
+    PolicyLoadError,
+    processor_steps,
+    resolve_checkpoint,
+)
+
+if TYPE_CHECKING:
+    import torch
+
+    from policies.train import TrainOptions
+
+ACTION = "action"
+IMAGE_PREFIX = "observation.images."
+
+
+def build_policy(
+    options: TrainOptions, dataset: Any, device: torch.device, *, resume_from: Path | None = None
+) -> tuple[Any, Any, Any, Any]:
+    """Return ``(policy, preprocessor, postprocessor, config)`` ready to train on ``dataset``."""
+    from lerobot.configs.policies import PreTrainedConfig
+    from lerobot.policies.factory import make_policy, make_pre_post_processors
+    from lerobot.utils.feature_utils import dataset_to_policy_features
+
+    renames = image_renames(options.camera_map)
+    ds_features = {renames.get(k, k): f for k, f in dataset_to_policy_features(dataset.meta.features).items()}
+    stats = {renames.get(k, k): v for k, v in dataset.meta.stats.items()}
+    pretrained: Path | None = None
+    if resume_from is not None:
+        pretrained = resume_from
+    elif options.policy not in PreTrainedConfig.get_known_choices():
+        try:
+            pretrained = resolve_checkpoint(options.policy)
+        except PolicyLoadError as exc:
+            known = ", ".join(sorted(PreTrainedConfig.get_known_choices()))
+            raise ValueError(
+                f"--policy {options.policy!r} is neither a LeRobot policy type ({known}) nor a checkpoint: {exc}"
+            ) from exc
+
+    if pretrained is not None:
+        cfg = PreTrainedConfig.from_pretrained(pretrained)
+    else:
+        cfg = _fresh_config(options, ds_features, device)
+    _apply_overrides(cfg, options)
+    cfg.device = device.type
+    cfg.push_to_hub = False
+    cfg.pretrained_path = pretrained
+    _check_trainable(cfg, ds_features)
+
+    try:
+        policy = make_policy(cfg, ds_meta=dataset.meta, rename_map=renames or None)
+    except ImportError as exc:
+        raise MissingDependencyError.for_policy(cfg.type, exc) from exc
+
+    if pretrained is None:
+        pre, post = make_pre_post_processors(cfg, dataset_stats=stats)
+        return policy, pre, post, cfg
+    pre_over, post_over = _processor_overrides(cfg, pretrained, stats, device, resume=resume_from is not None)
+    pre, post = make_pre_post_processors(
+        cfg,
+        pretrained_path=str(pretrained),
+        preprocessor_overrides=pre_over,
+        postprocessor_overrides=post_over,
+    )
+    return policy, pre, post, cfg
+
+
+def image_renames(camera_map: dict[str, str] | None) -> dict[str, str]:
+    """Dataset camera -> policy camera, as full LeRobot keys (``observation.images.<name>``)."""
+    return {IMAGE_PREFIX + src: IMAGE_PREFIX + dst for src, dst in (camera_map or {}).items()}
+
+
+def _fresh_config(options: TrainOptions, ds_features: dict[str, Any], device: torch.device) -> Any:
+    from lerobot.configs.types import FeatureType, NormalizationMode
+    from lerobot.policies.factory import make_policy_config
+
+    from policies.train import ACT_SMALL
+
+    kwargs: dict[str, Any] = {"device": device.type}
+    if options.policy == "act":
+        kwargs["pretrained_backbone_weights"] = None  # torchvision weights would need a download
+        if options.preset == "small":
+            kwargs.update(ACT_SMALL)
+    if options.chunk_size:
+        kwargs["chunk_size"] = options.chunk_size
+        kwargs["n_action_steps"] = options.chunk_size
+    elif options.policy == "act" and options.preset == "small":
+        kwargs["chunk_size"] = kwargs["n_action_steps"] = 20
+    try:
+        cfg = make_policy_config(options.policy, **kwargs)
+    except TypeError as exc:
+        raise ValueError(f"policy {options.policy!r} does not take these settings: {exc}") from exc
+    cameras = [k for k, f in ds_features.items() if f.type is FeatureType.VISUAL]
+    renames = image_renames(options.camera_map)
+    wanted = (
+        cameras
+        if options.cameras is None
+        else [renames.get(IMAGE_PREFIX + c, IMAGE_PREFIX + c) for c in options.cameras]
+    )
+    missing = [c for c in wanted if c not in cameras]
+    if missing:
+        have = [c.removeprefix(IMAGE_PREFIX) for c in cameras]
+        raise ValueError(
+            f"--cameras: the dataset has no {[m.removeprefix(IMAGE_PREFIX) for m in missing]} (has {have})"
+        )
+    cfg.input_features = {
+        k: f
+        for k, f in ds_features.items()
+        if f.type is not FeatureType.ACTION and (f.type is not FeatureType.VISUAL or k in wanted)
+    }
+    cfg.output_features = {k: f for k, f in ds_features.items() if f.type is FeatureType.ACTION}
+    if "ENV" not in cfg.normalization_mapping:  # ACT leaves the environment state unnormalised otherwise
+        cfg.normalization_mapping = {**cfg.normalization_mapping, "ENV": NormalizationMode.MEAN_STD}
+    return cfg
+
+
+def _apply_overrides(cfg: Any, options: TrainOptions) -> None:
+    for key, value in options.overrides.items():
+        if not hasattr(cfg, key):
+            raise ValueError(f"--set {key}=...: {type(cfg).__name__} has no field {key!r}")
+        setattr(cfg, key, value)
+    if options.lr is not None:
+        for key in ("optimizer_lr", "optimizer_lr_backbone"):
+            if hasattr(cfg, key):
+                setattr(cfg, key, options.lr)
+
+
+def _check_trainable(cfg: Any, ds_features: dict[str, Any]) -> None:
+    """The delay augmentation handles single-observation policies whose targets start at ``t``."""
+    if cfg.observation_delta_indices not in (None, [0]):  # [0]: SmolVLA's single frame at t
+        raise ValueError(
+            f"policy type {cfg.type!r} conditions on an observation history "
+            f"(observation_delta_indices={cfg.observation_delta_indices}); vlash train supports "
+            "single-observation policies (act, smolvla, pi0, pi05, ...)"
+        )
+    actions = list(cfg.action_delta_indices or [])
+    if not actions or actions != list(range(len(actions))):
+        raise ValueError(
+            f"policy type {cfg.type!r} predicts actions at offsets {actions[:5]}..., not from t on"
+        )
+    missing = [k for k in cfg.input_features if k not in ds_features]
+    cams = [k for k in cfg.input_features if k.startswith(IMAGE_PREFIX)]
+    if cfg.type in TOLERATES_MISSING_CAMERAS and any(k in ds_features for k in cams):
+        missing = [k for k in missing if not k.startswith(IMAGE_PREFIX)]  # it masks absent camera slots
+    if missing:
+        raise ValueError(
+            f"the policy needs {missing}, which the dataset lacks (has {sorted(ds_features)}); "
+            "rename dataset cameras with --camera-map DATASET_CAM=POLICY_CAM"
+        )
+    validate = getattr(cfg, "validate_features", None)
+    if callable(validate):
+        try:
+            validate()
+        except ValueError as exc:
+            raise ValueError(
+                f"{exc} (record with --cameras, or keep observation.environment_state in the dataset)"
+            ) from exc
+
+
+def _processor_overrides(
+    cfg: Any, pretrained: Path, stats: dict[str, Any], device: torch.device, *, resume: bool
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """As ``lerobot-train``: the dataset's statistics when fine-tuning, the checkpoint's on resume."""
+    pre_steps = processor_steps(pretrained, "preprocessor")
+    post_steps = processor_steps(pretrained, "postprocessor")
+    pre: dict[str, Any] = {}
+    post: dict[str, Any] = {}
+    if "device_processor" in pre_steps:
+        pre["device_processor"] = {"device": device.type}
+    if "normalizer_processor" in pre_steps:
+        pre["normalizer_processor"] = {
+            "features": {**cfg.input_features, **cfg.output_features},
+            "norm_map": cfg.normalization_mapping,
+        }
+        if not resume:
+            pre["normalizer_processor"]["stats"] = stats
+    if "unnormalizer_processor" in post_steps:
+        post["unnormalizer_processor"] = {
+            "features": cfg.output_features,
+            "norm_map": cfg.normalization_mapping,
+        }
+        if not resume:
+            post["unnormalizer_processor"]["stats"] = stats
+    return pre, post

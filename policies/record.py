@@ -1,0 +1,288 @@
+"""``vlash record``: scripted demonstrations from a sim task, written as a LeRobot (v3) dataset.
+
+The task's scripted expert runs synchronously at the control rate (predict a chunk, execute it,
+replan), one seeded episode after another. Every control step becomes one dataset frame with
+``observation.state`` (joint targets space), ``observation.environment_state`` (the task's
+privileged state, so ACT can train without cameras), optional ``observation.images.<cam>`` and
+the ``action`` executed at that step. The writer is LeRobot's own (``LeRobotDataset.create``), so
+``LeRobotDataset(repo_id, root=out)`` and the ``lerobot-*`` tools open the result offline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shutil
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from policies.interface import PolicyObservation
+
+log = logging.getLogger(__name__)
+
+OBS_STATE = "observation.state"
+OBS_ENV_STATE = "observation.environment_state"
+MAX_STEPS_CAP = 100_000  # a runaway episode is a bug in the task, not a long demonstration
+
+
+@dataclass
+class RecordOptions:
+    """What to record; mirrors the command-line flags."""
+
+    task: str
+    episodes: int
+    out: Path
+    cameras: tuple[str, ...] = ()
+    image_size: int = 96
+    seed: int = 0
+    fps: float | None = None  # None: the task's own rate
+    chunk_size: int | None = None  # None: the expert's default
+    max_steps: int | None = None  # per episode; None: the task's own time limit
+    only_success: bool = False
+    video: bool = False
+    repo_id: str | None = None
+    progress: bool = True
+
+
+@dataclass
+class RecordSummary:
+    """What was written."""
+
+    root: Path
+    episodes: int
+    frames: int
+    successes: int
+    discarded: int
+    seconds: float
+    episode_lengths: list[int] = field(default_factory=list)
+
+
+def dataset_features(
+    state_names: Sequence[str],
+    action_names: Sequence[str],
+    env_state_dim: int,
+    cameras: dict[str, tuple[int, int]],
+    *,
+    video: bool = False,
+    env_state_names: Sequence[str] = (),
+) -> dict[str, dict[str, Any]]:
+    """The LeRobot feature spec for a recording (names let lerobot tools label the plots)."""
+    features: dict[str, dict[str, Any]] = {
+        OBS_STATE: {"dtype": "float32", "shape": (len(state_names),), "names": list(state_names)},
+        "action": {"dtype": "float32", "shape": (len(action_names),), "names": list(action_names)},
+    }
+    if env_state_dim:
+        features[OBS_ENV_STATE] = {
+            "dtype": "float32",
+            "shape": (env_state_dim,),
+            "names": list(env_state_names)
+            if len(env_state_names) == env_state_dim
+            else [f"task_state_{i}" for i in range(env_state_dim)],
+        }
+    for name, (h, w) in cameras.items():
+        features[f"observation.images.{name}"] = {
+            "dtype": "video" if video else "image",
+            "shape": (h, w, 3),
+            "names": ["height", "width", "channels"],
+        }
+    return features
+
+
+def _policy_observation(obs: dict[str, Any], step: int, task: str) -> PolicyObservation:
+    state = np.asarray(obs["state"], np.float32)
+    extras = {k: np.asarray(obs[k], np.float32) for k in ("task_state", "velocity") if k in obs}
+    return PolicyObservation(
+        step=step,
+        state=state,
+        measured_state=state.copy(),
+        images=dict(obs.get("images", {})),
+        task=task,
+        extras=extras,
+    )
+
+
+def _frame(obs: dict[str, Any], action: np.ndarray, task: str, cameras: Sequence[str]) -> dict[str, Any]:
+    frame: dict[str, Any] = {
+        OBS_STATE: np.asarray(obs["state"], np.float32),
+        "action": np.asarray(action, np.float32),
+        "task": task,
+    }
+    if "task_state" in obs and np.size(obs["task_state"]):
+        frame[OBS_ENV_STATE] = np.asarray(obs["task_state"], np.float32)
+    for cam in cameras:
+        frame[f"observation.images.{cam}"] = np.asarray(obs["images"][cam], np.uint8)
+    return frame
+
+
+def record(options: RecordOptions) -> RecordSummary:
+    """Record ``options.episodes`` expert episodes to ``options.out`` and return a summary."""
+    try:
+        import sim
+        from sim.experts import make_expert
+    except ImportError as exc:
+        raise RuntimeError(f"the simulator package 'sim' is not importable ({exc})") from exc
+    from lerobot.datasets import LeRobotDataset
+    from tqdm import tqdm
+
+    from policies.lerobot_data import quiet_datasets_progress, video_backend
+
+    quiet_datasets_progress()
+    out = Path(options.out).expanduser()
+    if out.exists() and any(out.iterdir()):
+        raise FileExistsError(f"{out} already exists and is not empty; choose a new --out")
+    if options.episodes < 1:
+        raise ValueError("--episodes must be >= 1")
+
+    make_kwargs: dict[str, Any] = {"cameras": tuple(options.cameras), "image_size": options.image_size}
+    if options.fps:
+        make_kwargs["fps"] = options.fps
+    if options.max_steps:
+        make_kwargs["max_steps"] = options.max_steps
+    try:
+        env = sim.make_task(options.task, **make_kwargs)
+    except (KeyError, ValueError) as exc:
+        raise ValueError(f"cannot make sim task {options.task!r}: {exc}") from exc
+    base = env.unwrapped
+    fps = float(getattr(base, "fps", options.fps or 30))
+    expert_kwargs: dict[str, Any] = {"fps": fps}
+    if options.chunk_size:
+        expert_kwargs["chunk_size"] = options.chunk_size
+    expert = make_expert(options.task, **expert_kwargs)
+    robot = getattr(base, "features", None)
+    state_names = tuple(getattr(robot, "joint_names", ())) or tuple(f"q{i}" for i in range(6))
+    action_names = tuple(getattr(robot, "action_names", state_names))
+
+    obs, _ = env.reset(seed=options.seed)
+    env_state_dim = int(np.size(obs.get("task_state", ())))
+    cameras = {cam: tuple(np.asarray(obs["images"][cam]).shape[:2]) for cam in options.cameras}
+    features = dataset_features(
+        state_names,
+        action_names,
+        env_state_dim,
+        cameras,
+        video=options.video,
+        env_state_names=tuple(getattr(base, "task_state_names", ())),
+    )
+    repo_id = options.repo_id or f"vlash/{out.name}"
+    dataset = LeRobotDataset.create(
+        repo_id=repo_id,
+        fps=int(round(fps)),
+        features=features,
+        root=out,
+        robot_type="so101_sim",
+        use_videos=options.video,
+        video_backend=video_backend(),
+    )
+    summary = RecordSummary(root=out, episodes=0, frames=0, successes=0, discarded=0, seconds=0.0)
+    start = time.perf_counter()
+    bar = tqdm(total=options.episodes, desc=f"record {options.task}", unit="ep", disable=not options.progress)
+    failed = True
+    try:
+        for episode in range(options.episodes):
+            seed = options.seed + episode
+            obs, info = env.reset(seed=seed)
+            expert.reset()
+            task_text = str(getattr(base, "task_description", options.task))
+            steps, success = _run_episode(env, expert, obs, task_text, dataset, options, cameras)
+            if options.only_success and not success:
+                dataset.clear_episode_buffer()
+                summary.discarded += 1
+            else:
+                dataset.save_episode()
+                summary.episodes += 1
+                summary.frames += steps
+                summary.episode_lengths.append(steps)
+            summary.successes += int(success)
+            bar.update(1)
+            bar.set_postfix(frames=summary.frames, success=f"{summary.successes}/{episode + 1}")
+        failed = False
+    finally:
+        bar.close()
+        dataset.finalize()
+        env.close()
+        if failed:  # the folder was new: leave no half-written dataset behind (Ctrl-C keeps it)
+            _discard_failed(out, sys.exc_info()[1])
+    summary.seconds = time.perf_counter() - start
+    return summary
+
+
+def _discard_failed(out: Path, exc: BaseException | None) -> None:
+    if isinstance(exc, Exception):
+        shutil.rmtree(out, ignore_errors=True)
+        log.error("recording failed; removed the partial dataset %s", out)
+
+
+def _run_episode(env, expert, obs, task_text, dataset, options: RecordOptions, cameras) -> tuple[int, bool]:
+    """Execute the expert chunk by chunk (sync), adding a frame per control step."""
+    limit = min(options.max_steps or MAX_STEPS_CAP, MAX_STEPS_CAP)
+    step, success, done = 0, False, False
+    while not done and step < limit:
+        chunk = np.asarray(expert.predict_chunk(_policy_observation(obs, step, task_text)), np.float32)
+        if chunk.ndim != 2 or len(chunk) == 0 or not np.all(np.isfinite(chunk)):
+            raise RuntimeError(f"expert returned an invalid chunk (shape {chunk.shape}) at step {step}")
+        for action in chunk:
+            dataset.add_frame(_frame(obs, action, task_text, list(cameras)))
+            obs, _, terminated, truncated, info = env.step(action)
+            step += 1
+            success = success or bool(info.get("success", False))
+            done = bool(terminated or truncated)
+            if done or step >= limit:
+                break
+    return step, success
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags of ``vlash record``."""
+    parser.add_argument("--task", required=True, help="sim task name (e.g. reach)")
+    parser.add_argument("--episodes", type=int, default=50, help="number of episodes (default 50)")
+    parser.add_argument("--out", type=Path, required=True, help="dataset folder to create (must be new)")
+    parser.add_argument(
+        "--cameras", default="", help="comma-separated cameras to record (e.g. front,wrist); default none"
+    )
+    parser.add_argument("--image-size", type=int, default=96, help="square camera image size (default 96)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the first episode (then +1 each)")
+    parser.add_argument("--fps", type=float, default=None, help="control rate (default: the task's)")
+    parser.add_argument("--chunk-size", type=int, default=None, help="expert chunk size (default: its own)")
+    parser.add_argument("--max-steps", type=int, default=None, help="cap on steps per episode")
+    parser.add_argument("--only-success", action="store_true", help="drop episodes the expert failed")
+    parser.add_argument("--video", action="store_true", help="store cameras as MP4 (default: PNG frames)")
+    parser.add_argument("--repo-id", default=None, help="dataset repo id label (default vlash/<out name>)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Entry point of ``vlash record``."""
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    options = RecordOptions(
+        task=args.task,
+        episodes=args.episodes,
+        out=args.out,
+        cameras=tuple(c.strip() for c in args.cameras.split(",") if c.strip()),
+        image_size=args.image_size,
+        seed=args.seed,
+        fps=args.fps,
+        chunk_size=args.chunk_size,
+        max_steps=args.max_steps,
+        only_success=args.only_success,
+        video=args.video,
+        repo_id=args.repo_id,
+        progress=not args.no_progress,
+    )
+    try:
+        summary = record(options)
+    except (ValueError, FileExistsError, RuntimeError) as exc:
+        print(f"vlash record: {exc}", file=sys.stderr)
+        return 2
+    rate = summary.frames / summary.seconds if summary.seconds else 0.0
+    print(
+        f"wrote {summary.episodes} episodes, {summary.frames} frames to {summary.root} "
+        f"({summary.successes} successes, {summary.discarded} discarded) in {summary.seconds:.1f} s "
+        f"({rate:.0f} frames/s)"
+    )
+    return 0

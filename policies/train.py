@@ -1,0 +1,401 @@
+"""``vlash train``: train or fine-tune a LeRobot policy with VLASH's temporal-delay augmentation.
+
+Each sample draws a delay δ in ``{0..max_delay_steps}``: its action targets start at ``t+δ``, its
+state input is the state at ``t+δ`` (the action ``a_{t+δ-1}`` standing in for it by default), its
+images stay at ``t`` (index logic: ``policies.offsets``). So the model learns to act from a
+*future* state while looking at a *current* image, which is what ``vlash`` mode feeds it.
+
+Everything else is LeRobot's: the policy (``make_policy``), its processors, the optimizer and
+scheduler presets, and the checkpoint layout (``<out>/checkpoints/<step>/pretrained_model`` +
+``training_state``, ``last`` symlink), so results load with ``load_policy`` and LeRobot's tools.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from policies.offsets import check_state_source, delayed_indices, gather_delayed, sample_delays
+
+log = logging.getLogger(__name__)
+
+OBS_STATE = "observation.state"
+OBS_ENV_STATE = "observation.environment_state"
+ACTION = "action"
+# A small ACT that trains in minutes on a laptop CPU (LeRobot's defaults are sized for GPUs).
+ACT_SMALL = {
+    "dim_model": 128,
+    "n_heads": 4,
+    "dim_feedforward": 512,
+    "n_encoder_layers": 2,
+    "n_decoder_layers": 1,
+    "n_vae_encoder_layers": 2,
+    "latent_dim": 16,
+    "optimizer_lr": 1e-4,
+    "optimizer_lr_backbone": 1e-4,
+}
+
+
+@dataclass
+class TrainOptions:
+    """What to train; mirrors the command-line flags."""
+
+    dataset: str
+    out: Path
+    policy: str = "act"  # a LeRobot policy type, or a checkpoint folder / Hub id to fine-tune
+    steps: int = 1000
+    batch_size: int = 8
+    max_delay_steps: int = 0
+    state_source: str = "action"
+    chunk_size: int | None = None
+    cameras: tuple[str, ...] | None = None  # None: every camera in the dataset
+    camera_map: dict[str, str] = field(default_factory=dict)  # dataset camera -> policy camera
+    preset: str = "small"  # "small" (ACT from scratch only) or "lerobot" (LeRobot's defaults)
+    overrides: dict[str, Any] = field(default_factory=dict)  # policy config fields
+    lr: float | None = None
+    save_every: int = 500
+    resume: bool = False
+    seed: int = 0
+    device: str = "auto"
+    num_workers: int = 0
+    progress: bool = True
+
+
+@dataclass
+class TrainResult:
+    """Where the final checkpoint is, and how fast training went."""
+
+    out: Path
+    checkpoint: Path  # the final pretrained_model folder
+    start_step: int
+    steps: int
+    seconds: float
+    final_loss: float
+
+    @property
+    def steps_per_s(self) -> float:
+        return (self.steps - self.start_step) / self.seconds if self.seconds > 0 else 0.0
+
+
+def train(options: TrainOptions) -> TrainResult:
+    """Run training as described by ``options``; return the final checkpoint's location."""
+    import torch
+    from lerobot.common.train_utils import (
+        get_step_checkpoint_dir,
+        load_training_state,
+        save_checkpoint,
+        update_last_checkpoint,
+    )
+    from lerobot.configs.default import DatasetConfig
+    from lerobot.configs.train import TrainPipelineConfig
+    from lerobot.optim.factory import make_optimizer_and_scheduler
+    from tqdm import tqdm
+
+    from policies.lerobot_adapter import resolve_device
+    from policies.lerobot_data import load_columns, open_dataset, quiet_datasets_progress, video_backend
+    from policies.loading import write_feature_names
+
+    quiet_datasets_progress()
+    if options.steps < 1 or options.batch_size < 1:
+        raise ValueError("--steps and --batch-size must be >= 1")
+    if options.max_delay_steps < 0:
+        raise ValueError("--max-delay-steps must be >= 0")
+    dataset = open_dataset(options.dataset)
+    columns = load_columns(dataset)
+    if options.max_delay_steps > 0:
+        check_state_source(columns.state.shape[1], columns.action.shape[1], options.state_source)
+
+    out = Path(options.out).expanduser()
+    last = out / "checkpoints" / "last"
+    if options.resume and not last.exists():
+        raise FileNotFoundError(f"--resume: {out} has no checkpoints/last to resume from")
+    if not options.resume and (out / "checkpoints").exists() and any((out / "checkpoints").iterdir()):
+        raise FileExistsError(f"{out} already holds checkpoints; pass --resume to continue, or a new --out")
+
+    device = resolve_device(options.device)
+    from policies.loading import read_feature_names
+    from policies.policy_setup import build_policy, image_renames
+
+    if options.resume and not options.camera_map:  # keep the run's camera renames
+        saved = read_feature_names(last.resolve() / "pretrained_model").get("vlash_train", {})
+        options.camera_map = dict(saved.get("camera_map") or {})
+
+    torch.manual_seed(options.seed)  # weight init; a resumed run restores the saved RNG states instead
+    policy, preprocessor, postprocessor, cfg = build_policy(
+        options, dataset, device, resume_from=last.resolve() / "pretrained_model" if options.resume else None
+    )
+    chunk = len(cfg.action_delta_indices)
+    to_policy = image_renames(options.camera_map)
+    image_keys = {  # dataset key -> policy key, for the policy's cameras the dataset has
+        k: to_policy.get(k, k) for k in dataset.meta.camera_keys if to_policy.get(k, k) in cfg.input_features
+    }
+
+    train_cfg = TrainPipelineConfig(
+        dataset=DatasetConfig(repo_id=dataset.repo_id, root=str(dataset.root), video_backend=video_backend()),
+        policy=cfg,
+        output_dir=out,
+        seed=options.seed,
+        batch_size=options.batch_size,
+        steps=options.steps,
+        num_workers=options.num_workers,
+        save_freq=options.save_every,
+        optimizer=cfg.get_optimizer_preset(),
+        scheduler=cfg.get_scheduler_preset(),
+    )
+    if options.lr is not None:
+        train_cfg.optimizer.lr = options.lr
+    optimizer, scheduler = make_optimizer_and_scheduler(train_cfg, policy)
+    start_step = 0
+    if options.resume:
+        start_step, optimizer, scheduler = load_training_state(last.resolve(), optimizer, scheduler)
+        if start_step >= options.steps:
+            raise ValueError(f"--resume: the checkpoint is at step {start_step}, --steps is {options.steps}")
+
+    plan = list(_row_batches(options, len(columns), start_step))
+    images = _image_batches(dataset, list(image_keys), plan, options.num_workers) if image_keys else None
+    grad_clip = float(getattr(train_cfg.optimizer, "grad_clip_norm", 0.0) or 0.0)
+    names = dataset.meta.features
+    loss_value, t0 = float("nan"), time.perf_counter()
+    bar = tqdm(
+        total=options.steps, initial=start_step, desc="train", unit="step", disable=not options.progress
+    )
+    policy.train()
+    step = start_step
+    for step, (rows, delays) in enumerate(plan, start_step + 1):
+        batch = _delayed_batch(columns, rows, delays, chunk, options.state_source, cfg.input_features)
+        if images is not None:
+            frame = next(images)
+            batch.update({dst: frame[src] for src, dst in image_keys.items()})
+        batch = preprocessor(batch)
+        loss, _ = policy.forward(batch)
+        loss.backward()
+        if grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(policy.parameters(), grad_clip)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        if scheduler is not None:
+            scheduler.step()
+        loss_value = float(loss.detach())
+        if not np.isfinite(loss_value):
+            raise FloatingPointError(f"loss became {loss_value} at step {step}")
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss_value:.4f}")
+        if (options.save_every > 0 and step % options.save_every == 0) or step == options.steps:
+            ckpt_dir = get_step_checkpoint_dir(out, options.steps, step)
+            save_checkpoint(
+                ckpt_dir, step, train_cfg, policy, optimizer, scheduler, preprocessor, postprocessor
+            )
+            write_feature_names(
+                ckpt_dir / "pretrained_model",
+                state_names=names[OBS_STATE].get("names") or [],
+                action_names=names[ACTION].get("names") or [],
+                cameras={
+                    k.split(".", 2)[2]: tuple(cfg.input_features[k].shape[1:]) for k in image_keys.values()
+                },
+                fps=float(dataset.meta.fps),
+                extra={
+                    "vlash_train": {
+                        "max_delay_steps": options.max_delay_steps,
+                        "state_source": options.state_source,
+                        "camera_map": options.camera_map,
+                        "dataset": str(options.dataset),
+                        "step": step,
+                    }
+                },
+            )
+            update_last_checkpoint(ckpt_dir)
+            policy.train()
+    bar.close()
+    seconds = time.perf_counter() - t0
+    result = TrainResult(
+        out=out,
+        checkpoint=(out / "checkpoints" / "last").resolve() / "pretrained_model",
+        start_step=start_step,
+        steps=step,
+        seconds=seconds,
+        final_loss=loss_value,
+    )
+    summary = {
+        "steps": step,
+        "start_step": start_step,
+        "seconds": round(seconds, 3),
+        "steps_per_s": round(result.steps_per_s, 3),
+        "final_loss": loss_value,
+        "batch_size": options.batch_size,
+        "max_delay_steps": options.max_delay_steps,
+        "policy": cfg.type,
+        "device": str(device),
+    }
+    (out / "train_summary.json").write_text(json.dumps(summary, indent=2))
+    return result
+
+
+def _row_batches(
+    options: TrainOptions, n_rows: int, start_step: int
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Rows and delays of each step; seeded by (seed, step), so a resumed run draws the same ones."""
+    for step in range(start_step + 1, options.steps + 1):
+        rng = np.random.default_rng([options.seed, step])
+        rows = rng.integers(0, n_rows, size=options.batch_size, dtype=np.int64)
+        yield rows, sample_delays(rng, options.batch_size, options.max_delay_steps)
+
+
+def _image_batches(dataset: Any, image_keys: list[str], plan: list, num_workers: int) -> Iterator:
+    """Images at each step's rows (at ``t``: never shifted), decoded by LeRobot, optionally in workers."""
+    import torch
+
+    from policies.lerobot_data import FrameImages
+
+    loader = torch.utils.data.DataLoader(
+        FrameImages(dataset, image_keys),
+        batch_sampler=[rows.tolist() for rows, _ in plan],
+        num_workers=num_workers,
+        persistent_workers=False,
+    )
+    return iter(loader)
+
+
+def _delayed_batch(
+    columns: Any,
+    rows: np.ndarray,
+    delays: np.ndarray,
+    chunk: int,
+    state_source: str,
+    input_features: dict[str, Any],
+) -> dict[str, Any]:
+    """The non-image part of a training batch for ``rows`` shifted by ``delays``."""
+    import torch
+
+    idx = delayed_indices(rows, columns.episode_end[rows], delays, chunk, state_source)  # type: ignore[arg-type]
+    state, action, is_pad = gather_delayed(idx, columns.state, columns.action)
+    batch: dict[str, Any] = {
+        ACTION: torch.from_numpy(np.ascontiguousarray(action, np.float32)),
+        "action_is_pad": torch.from_numpy(is_pad),
+        "task": [columns.tasks[r] for r in rows],
+    }
+    if OBS_STATE in input_features:
+        batch[OBS_STATE] = torch.from_numpy(np.ascontiguousarray(state, np.float32))
+    if OBS_ENV_STATE in input_features:
+        if columns.env_state is None:
+            raise ValueError(f"the policy needs {OBS_ENV_STATE} but the dataset has none")
+        batch[OBS_ENV_STATE] = torch.from_numpy(np.ascontiguousarray(columns.env_state[rows]))
+    return batch
+
+
+def _parse_camera_map(text: str) -> dict[str, str]:
+    pairs = [p.strip() for p in text.split(",") if p.strip()]
+    if any("=" not in p for p in pairs):
+        raise SystemExit(f"vlash train: --camera-map expects SRC=DST pairs, got {text!r}")
+    return dict(p.split("=", 1) for p in pairs)
+
+
+def _parse_overrides(items: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--set expects KEY=VALUE, got {item!r}")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = None if value in ("None", "null") else value
+    return out
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags of ``vlash train``."""
+    parser.add_argument("--dataset", required=True, help="LeRobot dataset folder (or Hub repo id)")
+    parser.add_argument(
+        "--policy", default="act", help="policy type (act, smolvla, pi05, ...) or a checkpoint to fine-tune"
+    )
+    parser.add_argument("--out", type=Path, required=True, help="run folder (checkpoints/ go inside)")
+    parser.add_argument("--steps", type=int, default=1000, help="total optimizer steps (default 1000)")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument(
+        "--max-delay-steps", type=int, default=0, help="VLASH Δmax: δ ~ U{0..Δmax} per sample (0 = plain)"
+    )
+    parser.add_argument(
+        "--state-source",
+        choices=("action", "state"),
+        default="action",
+        help="future state input: the action a_(t+δ-1) (default) or the recorded state s_(t+δ)",
+    )
+    parser.add_argument("--chunk-size", type=int, default=None, help="action chunk length H (new policies)")
+    parser.add_argument("--cameras", default=None, help="cameras to use (comma list, 'none'); default all")
+    parser.add_argument(
+        "--camera-map",
+        default="",
+        help="rename dataset cameras to the policy's, e.g. front=camera1,wrist=camera2 (fine-tuning VLAs)",
+    )
+    parser.add_argument(
+        "--preset",
+        choices=("small", "lerobot"),
+        default="small",
+        help="ACT from scratch: 'small' (CPU-friendly, default) or LeRobot's full-size defaults",
+    )
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="policy config field (repeatable)"
+    )
+    parser.add_argument("--lr", type=float, default=None, help="learning rate (default: the policy's preset)")
+    parser.add_argument(
+        "--save-every", type=int, default=500, help="checkpoint period in steps (0: end only)"
+    )
+    parser.add_argument("--resume", action="store_true", help="continue from <out>/checkpoints/last")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="auto", help="auto (CUDA if present), cuda, cpu, mps")
+    parser.add_argument("--num-workers", type=int, default=0, help="image-decoding worker processes")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all cores)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Entry point of ``vlash train``."""
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    import torch
+
+    torch.set_num_threads(args.threads or os.cpu_count() or 1)
+    cameras = None
+    if args.cameras is not None:
+        cameras = tuple(c.strip() for c in args.cameras.split(",") if c.strip() and c.strip() != "none")
+    try:
+        options = TrainOptions(
+            dataset=args.dataset,
+            out=args.out,
+            policy=args.policy,
+            steps=args.steps,
+            batch_size=args.batch_size,
+            max_delay_steps=args.max_delay_steps,
+            state_source=args.state_source,
+            chunk_size=args.chunk_size,
+            cameras=cameras,
+            camera_map=_parse_camera_map(args.camera_map),
+            preset=args.preset,
+            overrides=_parse_overrides(args.set),
+            lr=args.lr,
+            save_every=args.save_every,
+            resume=args.resume,
+            seed=args.seed,
+            device=args.device,
+            num_workers=args.num_workers,
+            progress=not args.no_progress,
+        )
+        result = train(options)
+    except (ValueError, FileNotFoundError, FileExistsError, RuntimeError, ImportError) as exc:
+        print(f"vlash train: {exc}", file=sys.stderr)
+        return 2
+    print(
+        f"trained {result.steps - result.start_step} steps in {result.seconds:.1f} s "
+        f"({result.steps_per_s:.2f} steps/s), final loss {result.final_loss:.4f}\n"
+        f"checkpoint: {result.checkpoint}"
+    )
+    return 0
