@@ -1,6 +1,7 @@
 """The ``vlash`` command. Each subcommand lives in its own module, imported only when used.
 
-A subcommand module exposes ``add_arguments(parser)`` and ``run(args) -> int``.
+A subcommand module exposes ``add_arguments(parser)`` and ``run(args) -> int``, or
+``main(argv) -> int`` when it parses its own arguments.
 """
 
 from __future__ import annotations
@@ -51,11 +52,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"vlash {name}: not available in this build ({exc})", file=sys.stderr)
             return 2
         raise
-    sub = argparse.ArgumentParser(prog=f"vlash {name}", description=help_text)
-    module.add_arguments(sub)
-    args = sub.parse_args(rest)
     try:
-        return int(module.run(args) or 0)
+        if hasattr(module, "main"):  # a command that parses its own arguments (e.g. bench NAME ...)
+            return int(module.main(rest) or 0)
+        sub = argparse.ArgumentParser(prog=f"vlash {name}", description=help_text)
+        module.add_arguments(sub)
+        return int(module.run(sub.parse_args(rest)) or 0)
     except KeyboardInterrupt:
         print(f"vlash {name}: interrupted", file=sys.stderr)
         return 130

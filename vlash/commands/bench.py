@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import sys
 
 # name -> (module, one-line help)
 BENCHMARKS: dict[str, tuple[str, str]] = {
@@ -19,25 +20,20 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
 DEFAULT = "runtime"
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    names = "; ".join(f"{name}: {help_text}" for name, (_, help_text) in BENCHMARKS.items())
-    parser.add_argument(
-        "options",
-        nargs=argparse.REMAINDER,
-        help=f"[NAME] then the benchmark's own options (vlash bench NAME --help). NAME defaults to "
-        f"{DEFAULT!r}. Benchmarks: {names}",
-    )
-
-
-def run(args: argparse.Namespace) -> int:
-    options = list(args.options)
-    name = options.pop(0) if options and options[0] in BENCHMARKS else DEFAULT
-    if options and not options[0].startswith("-"):
-        raise SystemExit(f"vlash bench: unknown benchmark {options[0]!r}; known: {', '.join(sorted(BENCHMARKS))}")
-    args.benchmark = name
-    args.options = options
-    module_name, help_text = BENCHMARKS[args.benchmark]
+def main(argv: list[str]) -> int:
+    """``vlash bench [NAME] [OPTIONS]``; NAME defaults to ``runtime``."""
+    names = "\n".join(f"  {name:<10} {help_text}" for name, (_, help_text) in BENCHMARKS.items())
+    if argv and argv[0] in ("-h", "--help"):
+        print(f"usage: vlash bench [NAME] [OPTIONS]   (NAME defaults to {DEFAULT})\n\nbenchmarks:\n{names}\n\n"
+              "vlash bench NAME --help shows a benchmark's options")
+        return 0
+    name = argv[0] if argv and not argv[0].startswith("-") else DEFAULT
+    options = argv[1:] if argv and argv[0] == name else list(argv)
+    if name not in BENCHMARKS:
+        print(f"vlash bench: unknown benchmark {name!r}\nbenchmarks:\n{names}", file=sys.stderr)
+        return 2
+    module_name, help_text = BENCHMARKS[name]
     module = importlib.import_module(module_name)
-    parser = argparse.ArgumentParser(prog=f"vlash bench {args.benchmark}", description=help_text)
+    parser = argparse.ArgumentParser(prog=f"vlash bench {name}", description=help_text)
     module.add_arguments(parser)
-    return int(module.run(parser.parse_args(args.options)) or 0)
+    return int(module.run(parser.parse_args(options)) or 0)

@@ -1,0 +1,263 @@
+"""``vlash bench [runtime]``: real-time figures, sync vs naive vs vlash, measured in one run.
+
+Every run is a real launch (inference and control processes, ZeroMQ on loopback) of the MuJoCo
+SO-101 with the scripted expert behind an emulated model latency:
+
+(a) loop lateness at several control rates while the model and the camera renderer are busy;
+(b) stall ticks and task throughput per mode over a range of model latencies;
+(c) reaction latency on ``whack``: from the tick a pad lights to the first executed action whose
+    chunk saw it (and to the touch), sync vs vlash, with the paper's K=25 at 50 Hz;
+(d) completion time with action quantization q=1,2,3 (virtual time, exact delay).
+
+Writes ``bench.json``, ``bench.md`` and ``bench.png``; every run folder is kept under ``runs/``.
+Figures are reported, never asserted, and compared as ratios within the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vlash.commands.launch import launch
+from vlash.launchfile import parse_launch
+from vlash.runlog import percentile, read_jsonl, write_json
+
+POLICY = "sim.experts:make_expert"
+DRIVER = "robot_drivers.sim_driver:SimDriver"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--quick", action="store_true", help="short runs, fewer points (about a minute)")
+    parser.add_argument("--seconds", type=float, default=None, help="seconds per run (default 12, quick 3)")
+    parser.add_argument("--out", default="runs/bench")
+    parser.add_argument("--parts", default="lateness,modes,reaction,quantization", help="which parts to run")
+
+
+def sim_spec(name: str, mode: str, *, task: str = "reach", fps: float = 30, latency: float = 150,
+             chunk_size: int = 50, horizon: int = 25, cameras: list[str] | None = None, seed: int = 0) -> dict:
+    """A launch mapping for one sim run."""
+    return {
+        "name": name,
+        "fps": fps,
+        "mode": mode,
+        "inference": {"policy": {"factory": POLICY, "task": task, "chunk_size": chunk_size}, "latency": latency},
+        "robots": [{
+            "id": "arm",
+            "driver": {"factory": DRIVER, "task": task, "fps": fps, "cameras": cameras or [], "image_size": 128,
+                       "seed": seed, "auto_reset": True},
+            "chunk_size": chunk_size,
+            "execution_horizon": horizon,
+        }],
+    }
+
+
+def run_sim(spec: dict, out: Path, seconds: float) -> dict[str, Any]:
+    summary = launch(parse_launch(spec, spec["name"]), out, seconds, quiet=True)
+    robot = summary["robots"]["arm"]
+    robot["successes_per_min"] = round(60.0 * (robot.get("task_successes") or 0) / max(seconds, 1e-9), 2)
+    print(f"  {spec['name']:<28} ticks {robot['ticks']:>5}  stalls {robot['stall_ticks']:>4}  missed "
+          f"{robot['missed_ticks']:>3}  lateness p99 {robot['lateness_ms_p99']} ms  rtt p50 {robot['rtt_ms_p50']} ms"
+          f"  successes {robot.get('task_successes')}", flush=True)
+    return robot
+
+
+def part_lateness(out: Path, seconds: float, quick: bool) -> list[dict]:
+    rates = [30, 100] if quick else [30, 50, 100, 200]
+    rows = []
+    for fps in rates:
+        robot = run_sim(sim_spec(f"lateness_{fps}hz", "vlash", fps=fps, cameras=["front"]), out / f"lateness_{fps}hz", seconds)
+        rows.append({"fps": fps, **{k: robot[k] for k in ("ticks", "missed_ticks", "lateness_ms_p50", "lateness_ms_p99",
+                                                        "lateness_ms_max")}})
+    return rows
+
+
+def part_modes(out: Path, seconds: float, quick: bool) -> list[dict]:
+    latencies = [150] if quick else [50, 150, 300]
+    rows = []
+    for latency in latencies:
+        for mode in ("sync", "naive", "vlash"):
+            name = f"{mode}_{latency}ms"
+            robot = run_sim(sim_spec(name, mode, latency=latency), out / name, seconds)
+            rows.append({"mode": mode, "latency_ms": latency, **{k: robot.get(k) for k in (
+                "ticks", "stall_ticks", "missed_ticks", "rtt_ms_p50", "chunks", "task_successes", "successes_per_min")}})
+    return rows
+
+
+def reaction_from_run(folder: Path, dt: float) -> dict[str, list[float]]:
+    """Per lit pad: ms to the first executed action planned from an observation that saw it, and to the touch."""
+    ticks = read_jsonl(folder / "ticks.jsonl")
+    obs_step_of = {c["chunk"]: c["obs_step"] for c in read_jsonl(folder / "chunks.jsonl")}
+    react, touch = [], []
+    last_lit = last_hit = None
+    lit_tick = None
+    for i, t in enumerate(ticks):
+        ev = t.get("events") or {}
+        lit = (ev.get("episode"), ev.get("pad_lit_step"))
+        hit = (ev.get("episode"), ev.get("pad_hit_step", -1))
+        if lit[1] is not None and lit != last_lit:
+            lit_tick = t["step"]
+            last_lit = lit
+            for later in ticks[i:]:
+                if later["chunk"] >= 0 and obs_step_of.get(later["chunk"], -1) >= lit_tick:
+                    react.append((later["step"] - lit_tick) * dt * 1000.0)
+                    break
+        if hit[1] is not None and hit != last_hit and hit[1] >= 0 and lit_tick is not None:
+            last_hit = hit
+            touch.append((t["step"] - lit_tick) * dt * 1000.0)
+    return {"reaction_ms": react, "touch_ms": touch}
+
+
+def part_reaction(out: Path, seconds: float, quick: bool) -> dict[str, Any]:
+    """Sync (K=25) vs vlash with back-to-back inference (K=1: ask again as soon as a chunk lands)."""
+    fps = 50
+    latencies = [30.4] if quick else [30.4, 103]
+    configs = [("sync", 25), ("vlash", 25), ("vlash", 1)]
+    if quick:
+        configs = [("sync", 25), ("vlash", 1)]
+    results = {}
+    for latency in latencies:
+        for mode, horizon in configs:
+            name = f"whack_{mode}_K{horizon}_{latency:g}ms"
+            spec = sim_spec(name, mode, task="whack", fps=fps, latency=latency, horizon=horizon)
+            robot = run_sim(spec, out / name, max(seconds * 2, 8.0))
+            r = reaction_from_run(out / name / "arm", 1.0 / fps)
+            results[name] = {
+                "mode": mode, "execution_horizon": horizon, "latency_ms": latency, "fps": fps,
+                "events": len(r["reaction_ms"]), "reaction_ms_p50": percentile(r["reaction_ms"], 50),
+                "reaction_ms_max": percentile(r["reaction_ms"], 100), "touch_ms_p50": percentile(r["touch_ms"], 50),
+                "stall_ticks": robot["stall_ticks"], "samples_ms": [round(x, 1) for x in r["reaction_ms"]],
+            }
+    return results
+
+
+def part_quantization(quick: bool) -> list[dict]:
+    from vlash.evaluation import Cell, run_cell
+
+    episodes = 4 if quick else 20
+    rows = []
+    for task in (["reach"] if quick else ["reach", "pick_place"]):
+        for q in (1, 2, 3):
+            rec = run_cell(Cell(task, "vlash", 3, "expert", tuple(range(episodes)), 50, 24, q))
+            rows.append({"task": task, "q": q, "success_rate": rec["success_rate"], "mean_steps": rec["mean_steps"],
+                         "seconds_at_30hz": None if rec["mean_steps"] is None else round(rec["mean_steps"] / 30, 3)})
+    for row in rows:
+        base = next(r for r in rows if r["task"] == row["task"] and r["q"] == 1)
+        if base["mean_steps"] and row["mean_steps"]:
+            row["speedup"] = round(base["mean_steps"] / row["mean_steps"], 2)
+    return rows
+
+
+def headline(result: dict[str, Any]) -> dict[str, Any]:
+    """The keys a reader (and a test) looks for first."""
+    modes = result.get("modes", [])
+    reaction = result.get("reaction", {})
+    stall = {}
+    for row in modes:
+        stall[row["mode"]] = stall.get(row["mode"], 0) + (row["stall_ticks"] or 0)
+    by_mode: dict[str, list[float]] = {}
+    for entry in reaction.values():
+        by_mode.setdefault(entry["mode"], []).extend(entry["samples_ms"])
+    late = [r["lateness_ms_p99"] for r in result.get("lateness", []) if r["lateness_ms_p99"] is not None]
+    return {
+        "lateness_ms_p99": max(late) if late else None,
+        "stall_ticks": stall,
+        "reaction_ms_p50": {m: percentile(v, 50) for m, v in by_mode.items()},
+    }
+
+
+def plot(result: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, 2, figsize=(12, 8))
+    ax = axes[0][0]
+    for row in result.get("lateness", []):
+        ax.bar(str(row["fps"]), row["lateness_ms_p99"] or 0, color="tab:blue")
+    ax.set_title("(a) tick lateness p99 (ms) vs control rate")
+    ax.set_xlabel("Hz")
+    ax = axes[0][1]
+    modes = result.get("modes", [])
+    lats = sorted({r["latency_ms"] for r in modes})
+    for i, mode in enumerate(("sync", "naive", "vlash")):
+        vals = [next((r["stall_ticks"] for r in modes if r["mode"] == mode and r["latency_ms"] == lat), 0) for lat in lats]
+        ax.bar(np.arange(len(lats)) + 0.27 * i, vals, width=0.27, label=mode)
+    ax.set_xticks(np.arange(len(lats)) + 0.27, [f"{lat:g} ms" for lat in lats])
+    ax.set_title("(b) stall ticks per run vs model latency")
+    ax.legend()
+    ax = axes[1][0]
+    for name, entry in result.get("reaction", {}).items():
+        xs = np.sort(entry["samples_ms"])
+        if len(xs):
+            ax.step(xs, np.arange(1, len(xs) + 1) / len(xs), where="post", label=name)
+    ax.set_title("(c) reaction latency CDF on whack (ms)")
+    ax.set_xlabel("ms from pad lit to first reacting action")
+    ax.legend(fontsize=7)
+    ax = axes[1][1]
+    for row in result.get("quantization", []):
+        if row["mean_steps"]:
+            ax.bar(f"{row['task']} q={row['q']}", row["seconds_at_30hz"], color="tab:green")
+    ax.set_title("(d) completion time (s) with action quantization")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def markdown(result: dict[str, Any]) -> str:
+    lines = ["## (a) Loop lateness", "", "| Hz | ticks | missed | lateness p50 ms | p99 ms | max ms |", "|---|---|---|---|---|---|"]
+    for r in result.get("lateness", []):
+        lines.append(f"| {r['fps']} | {r['ticks']} | {r['missed_ticks']} | {r['lateness_ms_p50']} | {r['lateness_ms_p99']} | "
+                     f"{r['lateness_ms_max']} |")
+    lines += ["", "## (b) Stalls and throughput (reach, 30 Hz, H=50, K=25)", "",
+              "| model ms | mode | ticks | stall ticks | rtt p50 ms | chunks | successes/min |", "|---|---|---|---|---|---|---|"]
+    for r in result.get("modes", []):
+        lines.append(f"| {r['latency_ms']} | {r['mode']} | {r['ticks']} | {r['stall_ticks']} | {r['rtt_ms_p50']} | "
+                     f"{r['chunks']} | {r['successes_per_min']} |")
+    lines += ["", "## (c) Reaction latency (whack, 50 Hz, H=50)", "",
+              "| run | events | reaction p50 ms | reaction max ms | touch p50 ms | stall ticks |", "|---|---|---|---|---|---|"]
+    for name, r in result.get("reaction", {}).items():
+        lines.append(f"| {name} | {r['events']} | {r['reaction_ms_p50']} | {r['reaction_ms_max']} | {r['touch_ms_p50']} | "
+                     f"{r['stall_ticks']} |")
+    lines += ["", "## (d) Action quantization (virtual time, vlash, Δ=3, K=24)", "",
+              "| task | q | success | mean steps | seconds @30 Hz | speed-up |", "|---|---|---|---|---|---|"]
+    for r in result.get("quantization", []):
+        lines.append(f"| {r['task']} | {r['q']} | {100 * r['success_rate']:.0f}% | {r['mean_steps']} | {r['seconds_at_30hz']} | "
+                     f"{r.get('speedup', '–')} |")
+    return "\n".join(lines) + "\n"
+
+
+def run(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    seconds = args.seconds or (3.0 if args.quick else 12.0)
+    parts = [p.strip() for p in args.parts.split(",") if p.strip()]
+    started = time.monotonic()
+    result: dict[str, Any] = {"quick": args.quick, "seconds_per_run": seconds}
+    runs = out / "runs"
+    if "lateness" in parts:
+        print("(a) loop lateness while inference and rendering are busy")
+        result["lateness"] = part_lateness(runs, seconds, args.quick)
+    if "modes" in parts:
+        print("(b) stalls and throughput per mode and model latency")
+        result["modes"] = part_modes(runs, seconds, args.quick)
+    if "reaction" in parts:
+        print("(c) reaction latency on whack")
+        result["reaction"] = part_reaction(runs, seconds, args.quick)
+    if "quantization" in parts:
+        print("(d) action quantization (virtual time)")
+        result["quantization"] = part_quantization(args.quick)
+    result.update(headline(result))
+    result["wall_s"] = round(time.monotonic() - started, 1)
+    write_json(out / "bench.json", result)
+    (out / "bench.md").write_text(markdown(result))
+    plot(result, out / "bench.png")
+    print(markdown(result))
+    print(json.dumps({k: result[k] for k in ("lateness_ms_p99", "stall_ticks", "reaction_ms_p50")}))
+    print(f"wrote {out}/bench.json, bench.md, bench.png in {result['wall_s']}s")
+    return 0
