@@ -1,0 +1,67 @@
+"""MuJoCo SO-101 tasks, scripted experts, cameras and the model-based future-state estimator.
+
+Importing ``sim`` registers the gymnasium ids ``vlash/{reach,whack,pick_place,track}-v0`` and the
+``model`` future-state estimator; it builds no model and opens no GL context.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("MUJOCO_GL", "egl")  # before anything imports mujoco; rendering is headless
+
+import gymnasium as gym  # noqa: E402
+
+TASKS = ("reach", "whack", "pick_place", "track")
+_ENTRY_POINTS = {
+    "reach": "sim.tasks.reach:ReachEnv",
+    "whack": "sim.tasks.whack:WhackEnv",
+    "pick_place": "sim.tasks.pick_place:PickPlaceEnv",
+    "track": "sim.tasks.track:TrackEnv",
+}
+
+
+def env_id(name: str) -> str:
+    """The gymnasium id of a task's short name (``"reach"`` -> ``"vlash/reach-v0"``)."""
+    if name not in _ENTRY_POINTS:
+        raise ValueError(f"unknown task {name!r}; known tasks: {', '.join(TASKS)}")
+    return f"vlash/{name}-v0"
+
+
+def make_task(name: str, **kwargs) -> gym.Env:
+    """Create a task environment by short name; kwargs: cameras, image_size, fps, max_steps, render_mode, ..."""
+    return gym.make(env_id(name), disable_env_checker=True, **kwargs)
+
+
+def _register() -> None:
+    for name, entry in _ENTRY_POINTS.items():
+        if env_id(name) not in gym.registry:
+            gym.register(id=env_id(name), entry_point=entry)
+    from vlash.future_state import register_estimator
+
+    register_estimator("model", _model_estimator_factory)
+
+
+def _model_estimator_factory(**options):
+    from sim.model_estimator import ModelEstimator
+
+    return ModelEstimator(**options)
+
+
+def bench_estimators(*args, **kwargs) -> dict[str, float]:
+    """RMS error of the ``none``/``target``/``model`` estimators; see :func:`sim.bench.bench_estimators`."""
+    from sim.bench import bench_estimators as bench
+
+    return bench(*args, **kwargs)
+
+
+def make_expert(task: str, chunk_size: int = 50, **kwargs):
+    """The scripted chunk planner of a task; see :func:`sim.experts.make_expert`."""
+    from sim.experts import make_expert as make
+
+    return make(task, chunk_size=chunk_size, **kwargs)
+
+
+_register()
+
+__all__ = ["TASKS", "bench_estimators", "env_id", "make_expert", "make_task"]

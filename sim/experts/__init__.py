@@ -1,0 +1,29 @@
+"""Scripted experts: one chunk planner per task, each implementing :class:`policies.interface.Policy`.
+
+``make_expert("reach" | "whack" | "pick_place" | "track", chunk_size=50, fps=30.0, ...)`` builds one.
+Experts read ``observation.state`` (the state to plan from) and ``observation.extras["task_state"]``
+(the environment's privileged task information) and are deterministic.
+"""
+
+from __future__ import annotations
+
+from sim.experts.motion import ReachExpert, TrackExpert, WhackExpert
+from sim.experts.pick_place import PickPlaceExpert
+from sim.experts.planning import ChunkExpert
+
+EXPERTS: dict[str, type[ChunkExpert]] = {
+    "reach": ReachExpert,
+    "whack": WhackExpert,
+    "pick_place": PickPlaceExpert,
+    "track": TrackExpert,
+}
+
+
+def make_expert(task: str, chunk_size: int = 50, **kwargs) -> ChunkExpert:
+    """The scripted expert of ``task``; kwargs: ``fps`` and expert-specific settings."""
+    if task not in EXPERTS:
+        raise ValueError(f"unknown task {task!r}; known tasks: {', '.join(EXPERTS)}")
+    return EXPERTS[task](chunk_size=chunk_size, **kwargs)
+
+
+__all__ = ["EXPERTS", "ChunkExpert", "PickPlaceExpert", "ReachExpert", "TrackExpert", "WhackExpert", "make_expert"]
