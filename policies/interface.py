@@ -30,8 +30,9 @@ class PolicyObservation:
     """One observation as a policy sees it.
 
     ``state`` is the state to plan from: the measured state in ``sync``/``naive`` mode, the
-    estimated state at the chunk's start step in ``vlash`` mode. ``measured_state`` is always
-    the state actually read at ``step``. Images are always the current ones.
+    estimated state at ``start_step`` in ``vlash`` mode. ``measured_state`` is always the state
+    actually read at ``step``. Row 0 of the returned chunk is for ``start_step``. Images are
+    always the current ones.
     """
 
     step: int
@@ -43,6 +44,11 @@ class PolicyObservation:
     # rtc mode only: actions already queued for steps start_step.. and the delay in steps
     prefix: np.ndarray | None = None  # (P, A) float32
     delay_steps: int = 0
+    start_step: int | None = None  # the step row 0 is for; None means ``step``
+
+    def __post_init__(self) -> None:
+        if self.start_step is None:
+            self.start_step = self.step
 
 
 @runtime_checkable

@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 
 from robot_drivers.interface import Driver
-from vlash.messages import ActionChunk, Config, Heartbeat, Hello, Observation
-from vlash.runlog import RunLog, percentile
+from vlash.messages import ActionChunk, Config, Error, Heartbeat, Hello, Observation
+from vlash.runlog import RunLog, percentile, plain
 from vlash.safety import SafetyFilter
 from vlash.scheduler import Scheduler, SchedulerConfig
 
@@ -87,6 +87,7 @@ class ControlLoop:
         self.successes = 0
         self.chunks = 0
         self._last_status = 0.0
+        self._last_hello = float("-inf")
         self.server_policy: dict[str, Any] = {}
 
     # --- one tick -------------------------------------------------------------------------
@@ -164,6 +165,24 @@ class ControlLoop:
             self.counters["heartbeats"] += 1
         else:
             self.counters[f"got_{type(message).__name__.lower()}"] += 1
+            if isinstance(message, Config) and message.accepted:
+                self.server_policy = dict(message.policy)
+            elif isinstance(message, Error) and message.code == "unknown_robot":
+                self._introduce_again(now)
+
+    def _introduce_again(self, now: float) -> None:
+        """The server does not know this robot (it restarted): say Hello, then re-ask at once.
+
+        Without this a restarted server would serve the robot with its default mode and fps.
+        """
+        if now - self._last_hello < 0.1:  # one Hello answers every rejection of the same burst
+            return
+        self._last_hello = now
+        self.counters["hello_resent"] += 1
+        self.hello()
+        if self._in_flight_seq is not None:  # that observation was rejected: no answer will come
+            self._in_flight_seq = None
+            self.scheduler.cancel_request()
 
     def _on_chunk(self, chunk: ActionChunk, step: int, now: float) -> None:
         feats = self.driver.features
@@ -318,6 +337,13 @@ class ControlLoop:
         counters = dict(self.counters)
         counters.update({f"safety_{k}": v for k, v in self.safety.counters.items()})
         counters.update({f"bus_{k}": v for k, v in getattr(self.bus, "counters", {}).items()})
+        driver_stats = getattr(self.driver, "stats", None)  # e.g. camera health, motor errors
+        driver: dict[str, Any] = {}
+        if callable(driver_stats):
+            try:
+                driver = plain(driver_stats())
+            except Exception as exc:  # a broken stats() must not cost the summary
+                driver = {"stats_error": repr(exc)[:200]}
         return {
             "robot_id": self.config.robot_id,
             "mode": str(self.scheduler.mode),
@@ -334,4 +360,5 @@ class ControlLoop:
             "chunks": self.chunks,
             "task_successes": self.successes,
             "counters": counters,
+            "driver": driver,
         }

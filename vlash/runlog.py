@@ -29,6 +29,15 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+def plain(value: Any) -> Any:
+    """``value`` as strict JSON data, recursively (numpy to Python, non-finite floats to None)."""
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    return _jsonable(value)
+
+
 class JsonLines:
     """An append-only JSON-lines file with a bounded write buffer."""
 

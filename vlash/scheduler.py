@@ -85,6 +85,7 @@ class ChunkRequest:
             extras=dict(extras or {}),
             prefix=self.prefix,
             delay_steps=self.delay_steps,
+            start_step=self.start_step,
         )
 
 

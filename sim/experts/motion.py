@@ -88,8 +88,5 @@ class TrackExpert(ChunkExpert):
 
 
 def state_step_offset(observation: PolicyObservation) -> int:
-    """Steps between the observation and the state to plan from: ``delay_steps`` when ``state`` is a
-    future estimate (it differs from ``measured_state``, as in ``vlash`` mode), else 0."""
-    if observation.delay_steps > 0 and not np.array_equal(observation.state, observation.measured_state):
-        return int(observation.delay_steps)
-    return 0
+    """Steps between the observation and the chunk's first row (``delay_steps`` in ``vlash`` mode, else 0)."""
+    return int(observation.start_step - observation.step)

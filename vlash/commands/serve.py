@@ -60,7 +60,9 @@ def run(args: argparse.Namespace) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     policy = build_policy(spec)
-    bus = InferenceEndpoint(endpoint, curve=server_curve(spec))
+    # require_hello: a robot the server does not know (e.g. after a restart) is told so and says
+    # Hello again, so it is never served with the server's default mode and fps
+    bus = InferenceEndpoint(endpoint, curve=server_curve(spec), require_hello=True)
     server = InferenceServer(bus, policy, server_config(spec), log=log)
     bus.on_hello = server.on_hello
     log(f"serving {type(policy).__name__} on {endpoint} (mode {spec.mode})")
