@@ -64,6 +64,7 @@ class SimDriver:
         self._info: dict[str, Any] = {}
         self._done = False
         self.episode = 0
+        self.successes = 0  # episodes that ended in success (survives auto-reset, unlike info["success"])
         self.ticks = 0  # send_action calls since connect (frames are stamped with it)
 
     @property
@@ -103,7 +104,7 @@ class SimDriver:
             obs, info, done, step, ticks = self._obs, self._info, self._done, self.env.step_count, self.ticks
         images: dict[str, np.ndarray] = {}
         events = {"success": float(info.get("success", False)), "done": float(done), "step": float(step),
-                  "episode": float(self.episode)}
+                  "episode": float(self.episode), "successes": float(self.successes)}
         if self._render is not None:
             images, frame_step = self._render.latest()
             events["image_age_steps"] = float(ticks - frame_step)
@@ -123,6 +124,8 @@ class SimDriver:
         with self._lock:
             obs, _, terminated, truncated, info = self.env.step(action)
             self._obs, self._info = obs, info
+            if not self._done and info.get("success", False):
+                self.successes += 1
             self._done = self._done or terminated or truncated
             self.ticks += 1
         if self._render is not None:

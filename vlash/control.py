@@ -108,10 +108,12 @@ class ControlLoop:
         self._last_sent = action
         self.ticks += 1
         self._lateness_ms.append(lateness_s * 1000.0)
-        success = bool(reading.events.get("success", 0))
-        if success and not self._success_prev:
-            self.successes += 1
-        self._success_prev = success
+        if "successes" in reading.events:  # the driver counts episodes itself (it may auto-reset)
+            self.successes = int(reading.events["successes"])
+        else:
+            success = bool(reading.events.get("success", 0))
+            self.successes += int(success and not self._success_prev)
+            self._success_prev = success
         record = {
             "step": step,
             "t": self.wall_clock(),
