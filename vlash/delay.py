@@ -85,5 +85,5 @@ class RoundTripDelay:
         seconds = self.delay_seconds()
         if seconds is None:
             return min(self.initial_steps, self.max_steps)
-        steps = math.ceil(seconds / self.dt - 1e-9) + self.margin_steps
+        steps = math.ceil(seconds / self.dt - 0.02) + self.margin_steps  # a round trip of exactly n ticks needs n
         return int(min(max(steps, 0), self.max_steps))
