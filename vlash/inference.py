@@ -67,6 +67,7 @@ class InferenceServer:
         self.counters: Counter[str] = Counter()
         self._chunk_id = 0
         self.model_ms: list[float] = []
+        self.last_queue_ms = 0.0
 
     def session(self, robot_id: str, hello: Hello | None = None) -> RobotSession:
         """The robot's session, created (or reset, on a new Hello) as needed."""
@@ -127,13 +128,22 @@ class InferenceServer:
             session.delay.observe(obs.last_rtt_ms / 1000.0)
         delay_steps = session.delay.delay_steps()
         kind = self.policy.action_kind
+        action_dim = self.policy.features.action_dim
+        plan = obs.plan
+        if len(plan) == 0:  # nothing queued; the wire default (0, 0) must not trip the estimators
+            plan = np.zeros((0, action_dim), np.float32)
+        elif plan.shape[1] != action_dim:
+            self.counters["invalid_observations"] += 1
+            reason = f"plan has {plan.shape[1]} columns, the policy makes {action_dim}-dim actions"
+            self.bus.send(obs.robot_id, Error(robot_id=obs.robot_id, seq=0, code="invalid_observation", message=reason))
+            return 0
         request = plan_request(
             session.mode,
             session.estimator,
             obs.step,
             obs.state,
             obs.plan_start_step,
-            obs.plan,
+            plan,
             delay_steps,
             hold_action(kind, None, obs.state),
             kind,
@@ -144,6 +154,7 @@ class InferenceServer:
         actions = np.asarray(self.policy.predict_chunk(policy_obs), dtype=np.float32)
         model_ms = (self.clock() - t_model) * 1000.0
         self.model_ms.append(model_ms)
+        del self.model_ms[:-1000]  # bounded: a long run must not grow memory
         if isinstance(session.delay, RoundTripDelay) and session.delay.samples == 0:
             # before any measured round trip, the model time alone is the best guess
             session.delay.initial_steps = math.ceil(model_ms / 1000.0 * session.fps) + self.config.delay_margin_steps
@@ -165,7 +176,7 @@ class InferenceServer:
             delay_steps=delay_steps,
             estimator=session.estimator.name,
             model_ms=model_ms,
-            queue_ms=(started - polled_at) * 1000.0,
+            queue_ms=self._queue_ms(started, polled_at),
             server_ms=(self.clock() - started) * 1000.0,
         )
         if self.bus.send(obs.robot_id, chunk):
@@ -175,8 +186,23 @@ class InferenceServer:
         self.counters["chunks_unsent"] += 1
         return 0
 
-    def run(self, stop=None, duration_s: float | None = None) -> None:
-        """Serve until ``stop.is_set()`` or ``duration_s`` passes."""
+    def report(self) -> str:
+        """One line: chunks, model time and Δ per robot (logged periodically by :meth:`run`)."""
+        recent = sorted(self.model_ms[-200:])
+        p50 = recent[len(recent) // 2] if recent else float("nan")
+        robots = ", ".join(f"{s.robot_id} Δ={s.delay.delay_steps()} chunks={s.chunks}" for s in self.sessions.values())
+        return f"{self.counters['chunks_sent']} chunks, model p50 {p50:.1f} ms, last queue {self.last_queue_ms:.1f} ms; {robots}"
+
+    def _queue_ms(self, started: float, polled_at: float) -> float:
+        self.last_queue_ms = (started - polled_at) * 1000.0
+        return self.last_queue_ms
+
+    def run(self, stop=None, duration_s: float | None = None, report_every_s: float = 10.0) -> None:
+        """Serve until ``stop.is_set()`` or ``duration_s`` passes, logging :meth:`report` now and then."""
         end = None if duration_s is None else time.monotonic() + duration_s
+        next_report = time.monotonic() + report_every_s
         while (stop is None or not stop.is_set()) and (end is None or time.monotonic() < end):
             self.step(timeout_ms=20)
+            if time.monotonic() >= next_report:
+                next_report += report_every_s
+                self.log(self.report())
