@@ -65,6 +65,13 @@ __all__ = [
 
 log = logging.getLogger("vlash.bus")
 
+#: What the command-line tools add to an :class:`InsecureEndpointError`.
+KEYS_HINT = (
+    "\n  For a launch file: create key pairs with `vlash keys --out keys --name server` (and one per "
+    "robot) and add a `curve:` section (server_secret, server_public, client_secret, allowed_clients); "
+    "see docs/SAFETY.md."
+)
+
 HelloHandler = Callable[[Hello], "Config | dict[str, Any]"]
 
 

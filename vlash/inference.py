@@ -128,14 +128,18 @@ class InferenceServer:
             session.delay.observe(obs.last_rtt_ms / 1000.0)
         delay_steps = session.delay.delay_steps()
         kind = self.policy.action_kind
-        action_dim = self.policy.features.action_dim
+        feats = self.policy.features
         plan = obs.plan
         if len(plan) == 0:  # nothing queued; the wire default (0, 0) must not trip the estimators
-            plan = np.zeros((0, action_dim), np.float32)
-        elif plan.shape[1] != action_dim:
+            plan = np.zeros((0, feats.action_dim), np.float32)
+        problem = ""
+        if feats.state_dim and obs.state.shape[0] != feats.state_dim:
+            problem = f"state has {obs.state.shape[0]} values, the policy takes {feats.state_dim}"
+        elif plan.shape[1] != feats.action_dim:
+            problem = f"plan has {plan.shape[1]} columns, the policy makes {feats.action_dim}-dim actions"
+        if problem:  # a well-formed message that does not fit this policy: say so, never call it
             self.counters["invalid_observations"] += 1
-            reason = f"plan has {plan.shape[1]} columns, the policy makes {action_dim}-dim actions"
-            self.bus.send(obs.robot_id, Error(robot_id=obs.robot_id, seq=0, code="invalid_observation", message=reason))
+            self.bus.send(obs.robot_id, Error(robot_id=obs.robot_id, seq=0, code="invalid_observation", message=problem))
             return 0
         request = plan_request(
             session.mode,

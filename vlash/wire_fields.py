@@ -184,12 +184,17 @@ def _raw_array(name: str, shape: tuple[int, ...], data: bytes, dtype: str) -> np
     return np.frombuffer(data, dtype=_LE[dtype]).reshape(shape)
 
 
+MAX_DIM = 1 << 24
+
+
 def _shape(name: str, shape: Any, ndim: int) -> tuple[int, ...]:
     field = _name(name, "shape")
     if not isinstance(shape, list) or not all(type(d) is int and d >= 0 for d in shape):
         raise ProtocolError(field, "type", "expected a list of non-negative ints")
     if len(shape) != ndim:
         raise ProtocolError(field, "shape", f"expected {ndim} dimensions, got {len(shape)}")
+    if any(d > MAX_DIM for d in shape):  # each side too, not just the product (a 0 makes that 0)
+        raise ProtocolError(field, "too_large", f"a dimension above {MAX_DIM}: {shape}")
     return tuple(shape)
 
 

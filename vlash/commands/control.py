@@ -38,17 +38,29 @@ def print_status(status: dict, fmt: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from vlash.bus import ControlEndpoint
+    from vlash.bus import KEYS_HINT, ControlEndpoint
+    from vlash.curve import InsecureEndpointError, check_endpoint
     from vlash.launchfile import client_curve
 
     spec = load_launch(args.launch)
     robot = spec.robot(args.robot) if args.robot else spec.robots[0]
+    endpoint = args.endpoint or spec.endpoint
+    try:  # before the robot is connected: a refused endpoint or a bad key must not leave it powered
+        curve = client_curve(spec)
+        check_endpoint(endpoint, curve)
+    except ValueError as exc:  # InsecureEndpointError, unreadable or malformed key files
+        print(f"vlash control: {exc}{KEYS_HINT if isinstance(exc, InsecureEndpointError) else ''}", file=sys.stderr)
+        return 2
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     driver = build(robot.driver)
     driver.connect()
-    bus = ControlEndpoint(args.endpoint or spec.endpoint, robot.id, curve=client_curve(spec))
+    try:
+        bus = ControlEndpoint(endpoint, robot.id, curve=curve)
+    except BaseException:
+        driver.disconnect()
+        raise
     out = Path(args.out)
     config = ControlConfig(
         robot_id=robot.id,
@@ -65,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         connected = loop.wait_for_server(args.connect_timeout, stop)
         if not connected and not stop.is_set():
-            print(f"[control] no answer from {spec.endpoint} after {args.connect_timeout:.0f}s; starting anyway "
+            print(f"[control] no answer from {endpoint} after {args.connect_timeout:.0f}s; starting anyway "
                   "(the robot holds until chunks arrive)", file=sys.stderr, flush=True)
         started = time.monotonic()
         summary = loop.run(duration_s=args.duration, stop=stop)

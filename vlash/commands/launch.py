@@ -168,7 +168,17 @@ def finish(spec: LaunchSpec, out: Path, robots: list[Child], interrupted: bool) 
 
 
 def run(args: argparse.Namespace) -> int:
+    from vlash.bus import KEYS_HINT
+    from vlash.curve import InsecureEndpointError, check_endpoint
+    from vlash.launchfile import client_curve, server_curve
+
     spec = load_launch(args.launch)  # every key checked before anything starts
+    try:  # and the endpoint: off-host only with CurveZMQ keys, which must load
+        check_endpoint(spec.endpoint, server_curve(spec))
+        client_curve(spec)
+    except ValueError as exc:
+        print(f"vlash launch: {exc}{KEYS_HINT if isinstance(exc, InsecureEndpointError) else ''}", file=sys.stderr)
+        return 2
     out = Path(args.out or f"runs/{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}")
     try:
         summary = launch(spec, out, args.duration, args.quiet)

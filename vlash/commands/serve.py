@@ -46,11 +46,20 @@ def server_config(spec: LaunchSpec) -> ServerConfig:
 
 
 def run(args: argparse.Namespace) -> int:
-    from vlash.bus import InferenceEndpoint
+    import zmq
+
+    from vlash.bus import KEYS_HINT, InferenceEndpoint
+    from vlash.curve import InsecureEndpointError, check_endpoint
     from vlash.launchfile import server_curve
 
     spec = load_launch(args.launch)
     endpoint = args.endpoint or spec.endpoint
+    try:  # before the (possibly slow) policy load: a refused endpoint or a bad key fails at once
+        curve = server_curve(spec)
+        check_endpoint(endpoint, curve)
+    except ValueError as exc:  # InsecureEndpointError, unreadable or malformed key files
+        print(f"vlash serve: {exc}{KEYS_HINT if isinstance(exc, InsecureEndpointError) else ''}", file=sys.stderr)
+        return 2
 
     def log(line: str) -> None:
         if not args.quiet:
@@ -62,7 +71,11 @@ def run(args: argparse.Namespace) -> int:
     policy = build_policy(spec)
     # require_hello: a robot the server does not know (e.g. after a restart) is told so and says
     # Hello again, so it is never served with the server's default mode and fps
-    bus = InferenceEndpoint(endpoint, curve=server_curve(spec), require_hello=True)
+    try:
+        bus = InferenceEndpoint(endpoint, curve=curve, require_hello=True)
+    except zmq.ZMQError as exc:  # e.g. the port is still held by another server
+        print(f"vlash serve: cannot bind {endpoint}: {exc}", file=sys.stderr)
+        return 2
     server = InferenceServer(bus, policy, server_config(spec), log=log)
     bus.on_hello = server.on_hello
     log(f"serving {type(policy).__name__} on {endpoint} (mode {spec.mode})")
