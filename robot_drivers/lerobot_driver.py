@@ -31,25 +31,30 @@ Mapping to the runtime's vectors (:class:`~robot_drivers.interface.RobotFeatures
 from __future__ import annotations
 
 import dataclasses
-import importlib
-import importlib.metadata
 import logging
 import math
-import pkgutil
 import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import draccus
 import numpy as np
-from lerobot.cameras import CameraConfig, make_cameras_from_configs
-from lerobot.robots import RobotConfig, make_robot_from_config
+from lerobot.cameras import make_cameras_from_configs
+from lerobot.robots import make_robot_from_config
 
 from robot_drivers.camera_threads import CameraThread, CameraThreads
 from robot_drivers.interface import DriverReading, RobotFeatures
+from robot_drivers.lerobot_config import (
+    known_camera_types,
+    known_robot_types,
+    make_camera_configs,
+    make_robot_config,
+    robot_config_class,
+)
 
 logger = logging.getLogger(__name__)
+
+__all__ = ["LeRobotDriver", "known_camera_types", "known_robot_types", "make_camera_configs", "make_robot_config"]
 
 DEFAULT_LIMIT = 360.0  # wide fallback joint limit (LeRobot arms report degrees or percentages)
 _NORM_MODE_LIMITS = {
@@ -57,114 +62,7 @@ _NORM_MODE_LIMITS = {
     "range_m100_100": (-100.0, 100.0),
     "range_0_100": (0.0, 100.0),
 }
-_PLUGIN_PREFIXES = ("lerobot_robot_", "lerobot_camera_")
-_registries_loaded = False
-_plugins_loaded = False
 
-
-# --- LeRobot's registries --------------------------------------------------------------------------
-def _import_subpackages(package: str) -> None:
-    """Import every subpackage of ``package`` so its config classes register themselves."""
-    pkg = importlib.import_module(package)
-    for info in pkgutil.iter_modules(pkg.__path__):
-        if info.ispkg:
-            try:
-                importlib.import_module(f"{package}.{info.name}")
-            except Exception as e:  # noqa: BLE001 - an optional robot whose deps are missing
-                logger.debug("could not import %s.%s: %s", package, info.name, e)
-
-
-def _load_registries(plugins: bool = False) -> None:
-    """Register LeRobot's built-in robot/camera configs (and, if asked, ``lerobot_robot_*`` plugins)."""
-    global _registries_loaded, _plugins_loaded
-    if not _registries_loaded:
-        _import_subpackages("lerobot.robots")
-        _import_subpackages("lerobot.cameras")
-        _registries_loaded = True
-    if plugins and not _plugins_loaded:
-        # Like lerobot.utils.import_utils.register_third_party_plugins, but only robots and cameras
-        # (importing every lerobot_env_*/lerobot_policy_* package would be slow and irrelevant here).
-        for dist in importlib.metadata.distributions():
-            name = dist.metadata.get("Name") or ""
-            module = name.replace("-", "_")
-            if module.startswith(_PLUGIN_PREFIXES):
-                try:
-                    importlib.import_module(module)
-                except Exception as e:  # noqa: BLE001
-                    logger.warning("could not import LeRobot plugin %s: %s", module, e)
-        _plugins_loaded = True
-
-
-def known_robot_types() -> list[str]:
-    """Robot types LeRobot's registry knows (built-ins, installed plugins, anything registered)."""
-    _load_registries(plugins=True)
-    return sorted(RobotConfig.get_known_choices())
-
-
-def known_camera_types() -> list[str]:
-    """Camera types LeRobot's registry knows."""
-    _load_registries(plugins=True)
-    return sorted(CameraConfig.get_known_choices())
-
-
-def _robot_config_class(robot_type: str) -> type:
-    _load_registries()
-    known = RobotConfig.get_known_choices()
-    if robot_type not in known:
-        _load_registries(plugins=True)
-        known = RobotConfig.get_known_choices()
-    if robot_type not in known:
-        raise ValueError(
-            f"unknown LeRobot robot_type {robot_type!r}; known types: {', '.join(sorted(known))} "
-            "(third-party robots register through an installed 'lerobot_robot_*' package)"
-        )
-    return known[robot_type]
-
-
-def make_robot_config(robot_type: str, **options: Any) -> Any:
-    """Decode ``options`` into the LeRobot ``RobotConfig`` registered as ``robot_type``.
-
-    Options that are ``None`` are left at the config's default. Raises ``ValueError`` naming the
-    unknown type, an unknown option or a missing required one.
-    """
-    config_cls = _robot_config_class(robot_type)
-    values = {k: v for k, v in options.items() if v is not None}
-    try:
-        return draccus.decode(RobotConfig, {"type": robot_type, **values})
-    except draccus.utils.DecodingError as e:
-        names = sorted(f.name for f in dataclasses.fields(config_cls))
-        raise ValueError(f"invalid options for robot_type {robot_type!r}: {e} (its options: {names})") from e
-
-
-def make_camera_configs(cameras: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Plain camera dicts (with a ``type`` key) → LeRobot ``CameraConfig`` s; configs pass through."""
-    _load_registries()
-    configs: dict[str, Any] = {}
-    for name, spec in (cameras or {}).items():
-        if isinstance(spec, CameraConfig):
-            config = spec
-        else:
-            if not isinstance(spec, Mapping) or "type" not in spec:
-                raise ValueError(f"camera {name!r}: expected a dict with a 'type' key, got {spec!r}")
-            if spec["type"] not in CameraConfig.get_known_choices():
-                _load_registries(plugins=True)
-            if spec["type"] not in CameraConfig.get_known_choices():
-                raise ValueError(
-                    f"camera {name!r}: unknown camera type {spec['type']!r}; "
-                    f"known types: {', '.join(sorted(CameraConfig.get_known_choices()))}"
-                )
-            try:
-                config = draccus.decode(CameraConfig, dict(spec))
-            except draccus.utils.DecodingError as e:
-                raise ValueError(f"camera {name!r}: {e}") from e
-        missing = [a for a in ("width", "height", "fps") if getattr(config, a, None) is None]
-        if missing:
-            raise ValueError(f"camera {name!r}: {missing} must be given (the runtime needs the frame size)")
-        configs[str(name)] = config
-    return configs
-
-
-# --- the driver -----------------------------------------------------------------------------------
 class LeRobotDriver:
     """Drive any LeRobot robot at a fixed rate without ever waiting for a camera.
 
@@ -208,7 +106,7 @@ class LeRobotDriver:
         self._max_errors = int(max_consecutive_errors)
         self._clock = clock
 
-        config_cls = _robot_config_class(robot_type)
+        config_cls = robot_config_class(robot_type)
         field_names = {f.name for f in dataclasses.fields(config_cls)}
         mrt = _check_max_relative_target(max_relative_target)
         if mrt is not None and "max_relative_target" not in field_names:
