@@ -107,6 +107,7 @@ class ControlLoop:
         self._last_status = 0.0
         self._last_hello = float("-inf")
         self.server_policy: dict[str, Any] = {}
+        self.link_up = False
 
     # --- one tick -------------------------------------------------------------------------
     def tick(self, step: int, now: float, lateness_s: float = 0.0) -> dict[str, Any]:
@@ -118,6 +119,7 @@ class ControlLoop:
         for message in self.bus.poll():
             self._on_message(message, step, now)
         self._watchdog(now)
+        self._link_watchdog()
         if self.scheduler.should_request(step, self.delay_steps):
             self._send_observation(step, now, state, reading)
         executed = self.scheduler.execute(step, state)
@@ -247,6 +249,14 @@ class ControlLoop:
                 }
             )
 
+    def _link_watchdog(self) -> None:
+        """Track whether the server is heard from (chunks or heartbeats). While it is not, the plan
+        runs out and the robot holds; nothing else changes, so execution resumes by itself."""
+        up = self.bus.seconds_since_heard() <= self.config.link_timeout_s
+        if up != self.link_up and (up or self.counters["link_up"] > 0):
+            self.counters["link_up" if up else "link_lost"] += 1
+        self.link_up = up
+
     def _watchdog(self, now: float) -> None:
         """Re-ask when an observation went unanswered (the server may have died or restarted)."""
         if self._in_flight_seq is None:
@@ -351,6 +361,7 @@ class ControlLoop:
             "rtt_ms": round(self._last_rtt_ms, 1),
             "chunks": self.chunks,
             "successes": self.successes,
+            "link": "up" if self.link_up else "down",
         }
 
     def summary(self) -> dict[str, Any]:

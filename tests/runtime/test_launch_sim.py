@@ -104,4 +104,5 @@ def test_killed_inference_means_hold_then_resume_after_restart(tmp_path, procs):
     out, _ = control.communicate(timeout=20)
     summary = json.loads(next(line for line in out.splitlines() if line.startswith("SUMMARY "))[8:])
     assert summary["counters"]["request_timeouts"] >= 1
+    assert summary["counters"]["link_lost"] >= 1 and summary["counters"]["link_up"] >= 2  # lost once, back again
     assert len(read_jsonl(tmp_path / "run" / "ticks.jsonl")) == summary["ticks"]  # SIGINT flushed the whole log

@@ -95,7 +95,7 @@ def status_line(robots: list[Child], elapsed: float) -> str:
             continue
         parts.append(
             f"{child.name}: {s['ticks']} ticks  stalls {s['stall_ticks']}  missed {s['missed_ticks']}  "
-            f"Δ {s['delay_steps']}  rtt {s['rtt_ms']} ms  chunks {s['chunks']}  ok {s['successes']}"
+            f"Δ {s['delay_steps']}  rtt {s['rtt_ms']} ms  chunks {s['chunks']}  ok {s['successes']}  link {s.get('link', '?')}"
         )
     return f"[{elapsed:5.1f}s] " + " | ".join(parts)
 
