@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from vlash import __version__
@@ -61,6 +62,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"vlash {name}: interrupted", file=sys.stderr)
         return 130
+    except (ValueError, FileNotFoundError) as exc:  # bad input: one clear line, not a traceback
+        if os.environ.get("VLASH_DEBUG"):
+            raise
+        print(f"vlash {name}: error: {exc}\n(set VLASH_DEBUG=1 for the traceback)", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
