@@ -48,10 +48,28 @@ def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, flo
     return (max(0.0, centre - half), min(1.0, centre + half))
 
 
+_CHECKPOINTS: dict[str, Any] = {}  # path -> loaded policy, per process: a worker loads each checkpoint once
+
+
 def make_policy(cell: Cell, env):
     if cell.policy == "expert":
         return resolve(EXPERT_FACTORY)(cell.task, chunk_size=cell.chunk_size)
-    return resolve(CHECKPOINT_FACTORY)(cell.policy, robot_features=getattr(env.unwrapped, "features", None))
+    if cell.policy not in _CHECKPOINTS:  # run_episode resets the policy at every episode start
+        _CHECKPOINTS[cell.policy] = resolve(CHECKPOINT_FACTORY)(
+            cell.policy, robot_features=getattr(env.unwrapped, "features", None)
+        )
+    return _CHECKPOINTS[cell.policy]
+
+
+def reaction_steps(episodes: list) -> float | None:
+    """Mean steps from a pad lighting to its touch, over the hit events (tasks that report them)."""
+    gaps = [
+        hit - lit
+        for e in episodes
+        for lit, hit in zip(e.final_info.get("pad_lit_step") or [], e.final_info.get("pad_hit_step") or [], strict=False)
+        if hit >= 0
+    ]
+    return float(np.mean(gaps)) if gaps else None
 
 
 def run_cell(cell: Cell) -> dict[str, Any]:
@@ -93,6 +111,9 @@ def run_cell(cell: Cell) -> dict[str, Any]:
     }
     if extra:
         record["tracking_error"] = float(np.mean(extra))
+    reaction = reaction_steps(episodes)
+    if reaction is not None:
+        record["reaction_steps"] = reaction
     return record
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing as mp
+import os
 import time
 from pathlib import Path
 
@@ -104,6 +105,12 @@ def plot(records: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
+def _one_thread_per_worker() -> None:
+    """Runs in each worker before torch is imported: parallel workers must not each spawn a thread per core."""
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, "1")
+
+
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
@@ -114,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
     records = []
     bar = tqdm(total=len(cells), desc="eval", unit="cell")
     if args.workers > 1 and len(cells) > 1:
-        with mp.get_context("spawn").Pool(args.workers) as pool:
+        with mp.get_context("spawn").Pool(args.workers, initializer=_one_thread_per_worker) as pool:
             for record in pool.imap_unordered(run_cell, cells):
                 records.append(record)
                 bar.update()
