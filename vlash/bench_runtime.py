@@ -192,7 +192,8 @@ def plot(result: dict[str, Any], path: Path) -> None:
     lats = sorted({r["latency_ms"] for r in modes})
     for i, mode in enumerate(("sync", "naive", "vlash")):
         vals = [next((r["stall_ticks"] for r in modes if r["mode"] == mode and r["latency_ms"] == lat), 0) for lat in lats]
-        ax.bar(np.arange(len(lats)) + 0.27 * i, vals, width=0.27, label=mode)
+        bars = ax.bar(np.arange(len(lats)) + 0.27 * i, vals, width=0.27, label=mode)
+        ax.bar_label(bars, fontsize=8)  # a 0 must be visible as a 0
     ax.set_xticks(np.arange(len(lats)) + 0.27, [f"{lat:g} ms" for lat in lats])
     ax.set_title("(b) stall ticks per run vs model latency")
     ax.legend()
@@ -209,6 +210,7 @@ def plot(result: dict[str, Any], path: Path) -> None:
         if row["mean_steps"]:
             ax.bar(f"{row['task']} q={row['q']}", row["seconds_at_30hz"], color="tab:green")
     ax.set_title("(d) completion time (s) with action quantization")
+    ax.tick_params(axis="x", labelrotation=30)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
