@@ -76,6 +76,10 @@ def run_cell(cell: Cell) -> dict[str, Any]:
     """Run every seed of one cell; returns its result record."""
     env = resolve(ENV_FACTORY)(cell.task, **cell.env_options)
     policy = make_policy(cell, env)
+    if cell.mode == "rtc" and not getattr(policy, "supports_rtc", False):
+        env.close()
+        raise ValueError(f"mode 'rtc' needs a policy that supports real-time chunking; {cell.policy!r} on "
+                         f"{cell.task!r} does not (LeRobot's pi0, pi05 and smolvla do)")
     estimator = cell.estimator if cell.mode == "vlash" else None
     options = {}
     if estimator == "model":
