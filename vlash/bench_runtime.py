@@ -25,6 +25,7 @@ import numpy as np
 
 from vlash.commands.launch import launch
 from vlash.launchfile import parse_launch
+from vlash.markdown import table
 from vlash.runlog import percentile, read_jsonl, write_json
 
 POLICY = "sim.experts:make_expert"
@@ -217,26 +218,23 @@ def plot(result: dict[str, Any], path: Path) -> None:
 
 
 def markdown(result: dict[str, Any]) -> str:
-    lines = ["## (a) Loop lateness", "", "| Hz | ticks | missed | lateness p50 ms | p99 ms | max ms |", "|---|---|---|---|---|---|"]
-    for r in result.get("lateness", []):
-        lines.append(f"| {r['fps']} | {r['ticks']} | {r['missed_ticks']} | {r['lateness_ms_p50']} | {r['lateness_ms_p99']} | "
-                     f"{r['lateness_ms_max']} |")
-    lines += ["", "## (b) Stalls and throughput (reach, 30 Hz, H=50, K=25)", "",
-              "| model ms | mode | ticks | stall ticks | rtt p50 ms | chunks | successes/min |", "|---|---|---|---|---|---|---|"]
-    for r in result.get("modes", []):
-        lines.append(f"| {r['latency_ms']} | {r['mode']} | {r['ticks']} | {r['stall_ticks']} | {r['rtt_ms_p50']} | "
-                     f"{r['chunks']} | {r['successes_per_min']} |")
-    lines += ["", "## (c) Reaction latency (whack, 50 Hz, H=50)", "",
-              "| run | events | reaction p50 ms | reaction max ms | touch p50 ms | stall ticks |", "|---|---|---|---|---|---|"]
-    for name, r in result.get("reaction", {}).items():
-        lines.append(f"| {name} | {r['events']} | {r['reaction_ms_p50']} | {r['reaction_ms_max']} | {r['touch_ms_p50']} | "
-                     f"{r['stall_ticks']} |")
-    lines += ["", "## (d) Action quantization (virtual time, vlash, Δ=3, K=24)", "",
-              "| task | q | success | mean steps | seconds @30 Hz | speed-up |", "|---|---|---|---|---|---|"]
-    for r in result.get("quantization", []):
-        lines.append(f"| {r['task']} | {r['q']} | {100 * r['success_rate']:.0f}% | {r['mean_steps']} | {r['seconds_at_30hz']} | "
-                     f"{r.get('speedup', '–')} |")
-    return "\n".join(lines) + "\n"
+    lines = ["## (a) Loop lateness", ""]
+    lines += table(["Hz", "ticks", "missed", "lateness p50 ms", "p99 ms", "max ms"], (
+        [r["fps"], r["ticks"], r["missed_ticks"], r["lateness_ms_p50"], r["lateness_ms_p99"], r["lateness_ms_max"]]
+        for r in result.get("lateness", [])))
+    lines += ["## (b) Stalls and throughput (reach, 30 Hz, H=50, K=25)", ""]
+    lines += table(["model ms", "mode", "ticks", "stall ticks", "rtt p50 ms", "chunks", "successes/min"], (
+        [r["latency_ms"], r["mode"], r["ticks"], r["stall_ticks"], r["rtt_ms_p50"], r["chunks"], r["successes_per_min"]]
+        for r in result.get("modes", [])))
+    lines += ["## (c) Reaction latency (whack, 50 Hz, H=50)", ""]
+    lines += table(["run", "events", "reaction p50 ms", "reaction max ms", "touch p50 ms", "stall ticks"], (
+        [name, r["events"], r["reaction_ms_p50"], r["reaction_ms_max"], r["touch_ms_p50"], r["stall_ticks"]]
+        for name, r in result.get("reaction", {}).items()))
+    lines += ["## (d) Action quantization (virtual time, vlash, Δ=3, K=24)", ""]
+    lines += table(["task", "q", "success", "mean steps", "seconds @30 Hz", "speed-up"], (
+        [r["task"], r["q"], f"{100 * r['success_rate']:.0f}%", r["mean_steps"], r["seconds_at_30hz"], r.get("speedup", "–")]
+        for r in result.get("quantization", [])))
+    return "\n".join(lines)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from vlash.markdown import table
 from vlash.study import CommandLog, StudyConfig, headline, plot_study, run_study
 
 TASKS = ("reach", "track", "whack", "pick_place")
@@ -172,10 +173,6 @@ def _rec(records: list[dict] | None, **key: Any) -> dict | None:
     return next((r for r in records or [] if all(r.get(k) == v for k, v in key.items())), None)
 
 
-def _table(head: list[str], rows: list[list[str]]) -> list[str]:
-    return ["| " + " | ".join(head) + " |", "|---" * len(head) + "|", *("| " + " | ".join(r) + " |" for r in rows), ""]
-
-
 def targets(data: dict[str, Any]) -> list[str]:
     """The headline table: each target, the figure measured here, meets or misses."""
     bench, transport, est = data.get("bench") or {}, data.get("transport") or {}, data.get("estimators") or {}
@@ -195,7 +192,7 @@ def targets(data: dict[str, Any]) -> list[str]:
                          f"{_num(ratio, 3)}×", _verdict(None if ratio is None else ratio <= 0.5)])
     if data.get("study"):
         rows += headline(data["study"])
-    return ["## Targets at a glance", "", *_table(["figure", "target", "measured here", "verdict"], rows)]
+    return ["## Targets at a glance", "", *table(["figure", "target", "measured here", "verdict"], rows)]
 
 
 def _smoother(naive: float, vlash: float) -> str:
@@ -236,7 +233,7 @@ def experts_section(data: dict[str, Any], images: dict[str, str]) -> list[str]:
                      and v["mean_steps"] else "–")
             rows.append([str(d), *(_expert_cell(cell[k], task) for k in ("sync", "naive", "vlash", "model")), speed,
                          _num(cell["naive"]["discontinuity"], 3), _num(v["discontinuity"], 3)])
-        lines += [f"**{task}**", "", *_table(head, rows)]
+        lines += [f"**{task}**", "", *table(head, rows)]
     if "experts" in images:
         lines += [f"![success vs delay, scripted experts]({images['experts']})", ""]
     lines += ["**Reading** (computed at the largest delays):", ""]
@@ -267,7 +264,7 @@ def experts_section(data: dict[str, Any], images: dict[str, str]) -> list[str]:
         lines += ["**Future-state estimator accuracy** (RMS joint error in rad of ŝ_{k+4} against the true s_{k+4}, "
                   "expert rollouts; `model` simulates the plant's own arm model, so in simulation it is exact by "
                   "construction; `model (mismatched)` uses a servo 20% softer and 30% more damped than the plant, the "
-                  "honest proxy for a real arm):", "", *_table(["task", "none (current state)", "target", "model",
+                  "honest proxy for a real arm):", "", *table(["task", "none (current state)", "target", "model",
                                                                 "model (mismatched)", "model/target", "mismatched/target"], rows)]
     return lines
 
@@ -280,7 +277,7 @@ def reaction_section(data: dict[str, Any]) -> list[str]:
     settings = [(f"paper, {g}", x) for g, x in PAPER_TABLE2] + [(f"this bench, emulated model {x:g} ms", x)
                                                                for x in (30.4, 103.0)]
     rows = [[name, f"{ms:g}", f"{500 + ms:.1f}", f"{ms:g}", f"{(500 + ms) / ms:.1f}×"] for name, ms in settings]
-    lines += _table(["setting", "inference ms", "sync max reaction ms", "async reaction ms", "ratio"], rows)
+    lines += table(["setting", "inference ms", "sync max reaction ms", "async reaction ms", "ratio"], rows)
     reaction = bench.get("reaction") or {}
     if not reaction:
         return [*lines, "_Measured reaction latency not run (--skip-bench)._", ""]
@@ -289,7 +286,7 @@ def reaction_section(data: dict[str, Any]) -> list[str]:
              str(r["stall_ticks"])] for n, r in reaction.items()]
     lines += ["**Measured** (`vlash bench runtime`, part c: real processes, ZeroMQ, `whack` at 50 Hz with an emulated "
               "model latency; from the tick a pad lights to the first executed action whose chunk saw it, and to the "
-              "touch):", "", *_table(["run", "mode", "K", "model ms", "events", "reaction p50 ms", "reaction max ms",
+              "touch):", "", *table(["run", "mode", "K", "model ms", "events", "reaction p50 ms", "reaction max ms",
                                       "touch p50 ms", "stall ticks"], rows)]
     for lat in sorted({r["latency_ms"] for r in reaction.values()}):
         s = next((r for r in reaction.values() if r["mode"] == "sync" and r["latency_ms"] == lat), None)
@@ -322,7 +319,7 @@ def quantization_section(data: dict[str, Any]) -> list[str]:
         return [*lines, "_Not run (--skip-bench)._", ""]
     lines += ["Virtual time, vlash, Δ=3, K=24, scripted experts (`vlash bench runtime` part d). q consecutive "
               "absolute targets collapse to every q-th one, executed at the unchanged 30 Hz.", "",
-              *_table(["task", "q", "success", "mean steps", "seconds @30 Hz", "speed-up vs q=1"],
+              *table(["task", "q", "success", "mean steps", "seconds @30 Hz", "speed-up vs q=1"],
                       [[r["task"], str(r["q"]), _pct(r["success_rate"]), _num(r["mean_steps"], 1),
                         _num(r["seconds_at_30hz"], 3), f"{r['speedup']}×" if r.get("speedup") else "–"] for r in rows]),
               "Paper (real robots): q=2 up to 2.03× faster with accuracy kept, q=3 up to 2.67× at −4.7% score.", ""]
@@ -349,12 +346,12 @@ def runtime_section(data: dict[str, Any], images: dict[str, str]) -> list[str]:
                   f"scripted expert behind an emulated model latency, {bench.get('seconds_per_run')} s per run.", "",
                   "**(a) Tick lateness while inference and the camera renderer are busy** (target: p99 ≤ 0.5 ms at "
                   "30 Hz)", "",
-                  *_table(["Hz", "ticks", "missed", "lateness p50 ms", "p99 ms", "max ms"],
+                  *table(["Hz", "ticks", "missed", "lateness p50 ms", "p99 ms", "max ms"],
                           [[str(r["fps"]), str(r["ticks"]), str(r["missed_ticks"]), _num(r["lateness_ms_p50"], 3),
                             _num(r["lateness_ms_p99"], 3), _num(r["lateness_ms_max"], 3)]
                            for r in bench.get("lateness", [])]),
                   "**(b) Stalls and throughput per mode** (reach, 30 Hz, H=50, K=25; target: vlash 0 stall ticks)", "",
-                  *_table(["model ms", "mode", "ticks", "stall ticks", "rtt p50 ms", "chunks", "successes/min"],
+                  *table(["model ms", "mode", "ticks", "stall ticks", "rtt p50 ms", "chunks", "successes/min"],
                           [[f"{r['latency_ms']:g}", r["mode"], str(r["ticks"]), str(r["stall_ticks"]),
                             _num(r["rtt_ms_p50"], 1), str(r["chunks"]), _num(r["successes_per_min"], 1)]
                            for r in bench.get("modes", [])]),
@@ -368,7 +365,7 @@ def runtime_section(data: dict[str, Any], images: dict[str, str]) -> list[str]:
     if tr:
         lines += ["**Bus round trip** (`vlash bench transport`: two processes, observation = two 224×224×3 raw images "
                   "+ state, answer = a 50×6 chunk; target: p50 ≤ 0.5 ms)", "",
-                  *_table(["round trips", "payload B", "rtt p50 ms", "p90 ms", "p99 ms", "max ms", "encode p50 ms",
+                  *table(["round trips", "payload B", "rtt p50 ms", "p90 ms", "p99 ms", "max ms", "encode p50 ms",
                            "decode p50 ms", "lost"],
                           [[str(tr["n"]), str(tr["payload_bytes"]), _num(tr["rtt_ms_p50"], 3), _num(tr["rtt_ms_p90"], 3),
                             _num(tr["rtt_ms_p99"], 3), _num(tr["rtt_ms_max"], 3), _num(tr["encode_ms_p50"], 3),
@@ -385,7 +382,7 @@ def commands_section(entries: list[dict[str, Any]], cores: int) -> list[str]:
             "Every step, in order, with its wall time and the machine's 1-minute load average before / after "
             f"({cores} cores). Seeds: expert eval 0..N-1; study demonstrations 0..N-1, training seed 0, study eval "
             "1000..; virtual-time results are deterministic given the seeds (up to floating-point differences in "
-            "torch across machines).", "", *_table(["step", "command", "seconds", "load"], rows)]
+            "torch across machines).", "", *table(["step", "command", "seconds", "load"], rows)]
 
 
 def render(data: dict[str, Any], machine: dict[str, Any], entries: list[dict[str, Any]], images: dict[str, str],
@@ -405,7 +402,7 @@ def render(data: dict[str, Any], machine: dict[str, Any], entries: list[dict[str
     if quick:
         lines += ["> **Quick run (`--quick`)**: small grids and short runs; not the reference figures.", ""]
     keys = ["cpu", "cores", "memory_gb", "gpu", "os", "python", "torch", "mujoco", "lerobot", "numpy", "pyzmq"]
-    lines += ["## Machine", "", *_table([k.replace("_gb", " (GiB)") for k in keys], [[str(machine[k]) for k in keys]]),
+    lines += ["## Machine", "", *table([k.replace("_gb", " (GiB)") for k in keys], [[str(machine[k]) for k in keys]]),
               ("**Real-time figures were taken under load**: the" if busy else "The")
               + (f" machine is shared; when the real-time benchmarks started (before any other step of this "
                  f"command) its 1-minute load average was {max(loads):.1f} on {cores} cores" if loads
