@@ -393,8 +393,12 @@ def fuzz_endpoint(n: int, seed: int, hang_s: float, folder: Path, probe_every: i
         "server_rss_growth_mb": round(rss_end - rss_warm, 1),  # after the first 10 % of inputs
         "seconds": round(elapsed, 2),
         "inputs_per_s": round(stats["inputs"] / elapsed) if elapsed > 0 else None,
+        "server_received": bus.get("received", 0),
+        # how many inputs reach the server varies: libzmq drops a connection whose frame claims more
+        # than MAXMSGSIZE together with the messages queued behind it. "ok" is about the server: alive,
+        # clean exit, every probe answered, no send ever stuck.
         "ok": bool(alive and code == 0 and stats["probe_misses"] == 0 and stats["send_timeouts"] == 0
-                   and stats["barrier"] == 1 and bus.get("received", 0) >= stats["inputs"]),
+                   and stats["barrier"] == 1 and bus.get("received", 0) > 0),
     }
 
 

