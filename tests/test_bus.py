@@ -448,3 +448,39 @@ def test_vlash_keys_command(tmp_path, capsys):
     assert stat.S_IMODE((tmp_path / "k" / "server.key_secret").stat().st_mode) == 0o600
     assert vlash_main(["keys", "--out", str(tmp_path / "k"), "--name", "server"]) == 1
     assert "--force" in capsys.readouterr().err
+
+
+def test_curve_robot_keys_bind_each_robot_id_to_its_client_key(clients, keys):
+    arm2 = generate_keypair()
+    curve = CurveConfig.server(keys["server"], robot_keys={"arm1": keys["robot"].public, "arm2": [arm2.public]})
+    assert set(curve.allowed_client_keys) == {keys["robot"].public, arm2.public}  # the allow-list follows
+    with InferenceEndpoint("tcp://127.0.0.1:*", curve=curve, heartbeat_timeout_s=30.0) as server:
+        arm1 = clients(server.endpoint, "arm1", curve=CurveConfig.client(keys["robot"], keys["server"].public))
+        assert _round_trip_works(server, arm1)
+        # arm1's key is valid and allow-listed, but it may not speak for arm2 nor for an unbound id
+        posers = [
+            clients(server.endpoint, robot_id, curve=CurveConfig.client(keys["robot"], keys["server"].public))
+            for robot_id in ("arm2", "arm3")
+        ]
+        inboxes = [Inbox(p) for p in posers]
+        for poser in posers:
+            send(poser, Hello(poser.robot_id, 0, {"joint_names": ["j"]}, 30.0, "vlash", {}))
+            send(poser, obs(poser.robot_id, 1))
+        wait_for(lambda: all(len(i.of(Error)) >= 2 for i in inboxes), server.poll, *(i.pump for i in inboxes),
+                 what="refusals")
+        assert all(e.code == "wrong_key" for i in inboxes for e in i.of(Error))
+        assert all(i.of(Config) == [] for i in inboxes)
+        assert server.rejects["wrong_key"] == 4 and server.counters["rejected"] == 4
+        assert server.robots() == ["arm1"] and server.latest() == {}
+        # arm2's own key does speak for arm2
+        owner = clients(server.endpoint, "arm2", curve=CurveConfig.client(arm2, keys["server"].public))
+        assert _round_trip_works(server, owner)
+        assert server.robots() == ["arm1", "arm2"]
+
+
+def test_curve_robot_keys_need_keys_per_robot(keys):
+    with pytest.raises(ValueError, match="robot_keys\\['arm1'\\]: no key"):
+        CurveConfig.server(keys["server"], robot_keys={"arm1": []})
+    with pytest.raises(ValueError, match="Z85"):
+        CurveConfig.server(keys["server"], robot_keys={"arm1": b"short"})
+    assert CurveConfig.server(keys["server"]).may_speak_for("anyone", None)  # no binding: anyone allowed

@@ -10,7 +10,7 @@ counter per reason (:class:`~vlash.messages.RejectCounter`); neither side ever r
 
 Endpoints are loopback by default; any other endpoint requires CurveZMQ keys
 (:class:`~vlash.curve.CurveConfig`), so nobody without a key can send a robot actions or read
-its cameras.
+its cameras; with ``robot_keys`` a client key may speak only for the robots bound to it.
 """
 
 from __future__ import annotations
@@ -146,6 +146,14 @@ class _Peer:
     last_sent: float
 
 
+def _user_id(frame: zmq.Frame) -> str | None:
+    """The ZAP User-Id of the connection a frame came in on (a CURVE client's Z85 public key), or None."""
+    try:
+        return frame.get("User-Id")
+    except (zmq.ZMQError, AttributeError):
+        return None
+
+
 class InferenceEndpoint(_Endpoint):
     """The inference side: a ROUTER that binds and serves any number of robots.
 
@@ -174,6 +182,7 @@ class InferenceEndpoint(_Endpoint):
         self._peers: dict[str, _Peer] = {}
         self._accepted: set[str] = set()
         self._newest: dict[str, Observation] = {}
+        self._curve = curve
         # A small receive queue per robot: a robot sending faster than we drain is pushed back
         # (its own sends drop and count) instead of piling up stale observations here.
         super().__init__(zmq.ROUTER, limits, sndhwm=64, rcvhwm=16, source="inference bus")
@@ -229,6 +238,11 @@ class InferenceEndpoint(_Endpoint):
             self.rejects.reject(err, identity.hex())
             return 0
         robot = msg.robot_id
+        if self._curve is not None and not self._curve.may_speak_for(robot, _user_id(frames[1])):
+            self.rejects.reject(ProtocolError("robot_id", "wrong_key", f"{robot!r:.40}"), robot)
+            self._send_to(identity, Error(robot, self._next_seq(), "wrong_key",
+                                          "this client key may not speak for this robot (curve robot_keys)"))
+            return 0
         if isinstance(msg, ActionChunk | Config):
             self.rejects.reject(ProtocolError("kind", "direction", f"{msg.KIND} sent to the server"), robot)
             return 0

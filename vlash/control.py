@@ -9,6 +9,7 @@ with zero timeout and sends never block. Scheduling is the shared :class:`Schedu
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -22,6 +23,8 @@ from vlash.messages import ActionChunk, Config, Error, Heartbeat, Hello, Observa
 from vlash.runlog import RunLog, percentile, plain
 from vlash.safety import SafetyFilter
 from vlash.scheduler import Scheduler, SchedulerConfig
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -191,6 +194,9 @@ class ControlLoop:
                 self.server_policy = dict(message.policy)
             elif isinstance(message, Error) and message.code == "unknown_robot":
                 self._introduce_again(now)
+            elif isinstance(message, Error) and message.code == "wrong_key" and self.counters["got_error"] == 1:
+                log.error("the inference server refuses this robot's key for robot id %r: check curve.robot_keys "
+                          "in the launch file (the robot holds still meanwhile)", message.robot_id)
 
     def _introduce_again(self, now: float) -> None:
         """The server does not know this robot (it restarted): say Hello, then re-ask at once.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -93,7 +94,9 @@ class CurveConfig:
     """CurveZMQ settings for one side of the bus.
 
     Server: its own ``public_key``/``secret_key``, and optionally ``allowed_client_keys`` (then
-    only those clients get through; otherwise any client that knows the server's public key).
+    only those clients get through; otherwise any client that knows the server's public key) and
+    ``robot_keys`` (robot id -> the client keys that may speak for it; then every other robot id
+    is refused, and the allow-list defaults to those keys).
     Client: its own key pair plus ``server_public_key``.
     """
 
@@ -101,6 +104,7 @@ class CurveConfig:
     secret_key: bytes
     server_public_key: bytes | None = None
     allowed_client_keys: tuple[bytes, ...] | None = None
+    robot_keys: Mapping[str, tuple[bytes, ...]] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "public_key", _key(self.public_key, "public_key"))
@@ -110,16 +114,40 @@ class CurveConfig:
         if self.allowed_client_keys is not None:
             keys = tuple(_key(k, "allowed_client_keys") for k in self.allowed_client_keys)
             object.__setattr__(self, "allowed_client_keys", keys)
+        if self.robot_keys is not None:
+            bound = {}
+            for robot, robot_keys in self.robot_keys.items():
+                if not isinstance(robot, str) or not robot:
+                    raise ValueError(f"robot_keys: robot ids must be non-empty strings, got {robot!r}")
+                robot_keys = (robot_keys,) if isinstance(robot_keys, bytes | str) else tuple(robot_keys)
+                if not robot_keys:
+                    raise ValueError(f"robot_keys[{robot!r}]: no key")
+                bound[robot] = tuple(_key(k, f"robot_keys[{robot!r}]") for k in robot_keys)
+            object.__setattr__(self, "robot_keys", bound)
+            if self.allowed_client_keys is None:
+                union = tuple(dict.fromkeys(k for ks in bound.values() for k in ks))
+                object.__setattr__(self, "allowed_client_keys", union)
 
     @classmethod
     def server(
-        cls, keypair: KeyPair, allowed_client_keys: list[bytes] | tuple[bytes, ...] | None = None
+        cls,
+        keypair: KeyPair,
+        allowed_client_keys: list[bytes] | tuple[bytes, ...] | None = None,
+        robot_keys: Mapping[str, bytes | tuple[bytes, ...] | list[bytes]] | None = None,
     ) -> CurveConfig:
         """Settings for the inference side (binds)."""
         if keypair.secret is None:
             raise ValueError("the server needs its secret key")
         allowed = None if allowed_client_keys is None else tuple(allowed_client_keys)
-        return cls(keypair.public, keypair.secret, allowed_client_keys=allowed)
+        return cls(keypair.public, keypair.secret, allowed_client_keys=allowed, robot_keys=robot_keys)
+
+    def may_speak_for(self, robot_id: str, user_id: str | None) -> bool:
+        """Whether the client authenticated as ``user_id`` (its Z85 public key, as the ZAP handler
+        reports it) may send messages for ``robot_id``; always True without ``robot_keys``."""
+        if self.robot_keys is None:
+            return True
+        allowed = self.robot_keys.get(robot_id)
+        return bool(allowed and user_id) and user_id.encode("ascii", "replace") in allowed
 
     @classmethod
     def client(cls, keypair: KeyPair, server_public_key: bytes) -> CurveConfig:

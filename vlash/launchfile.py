@@ -30,7 +30,10 @@ ROBOT_KEYS = {
     "id": True, "driver": True, "chunk_size": False, "execution_horizon": False, "quantization": False,
     "max_step": False, "request_timeout_s": False, "link_timeout_s": False, "mode": False,
 }
-CURVE_KEYS = {"server_secret": True, "client_secret": True, "server_public": True, "allowed_clients": False}
+CURVE_KEYS = {
+    "server_secret": True, "client_secret": True, "server_public": True, "allowed_clients": False,
+    "robot_keys": False,
+}
 
 
 @dataclass
@@ -128,6 +131,7 @@ def parse_launch(data: dict[str, Any], source: str = "<launch>") -> LaunchSpec:
     curve = data.get("curve")
     if curve is not None:
         _check_keys(curve, CURVE_KEYS, f"{source}: curve")
+        _check_robot_keys(curve.get("robot_keys"), [r.id for r in robots], f"{source}: curve.robot_keys")
     endpoint = str(data.get("endpoint", "auto"))
     if endpoint == "auto":
         endpoint = f"tcp://127.0.0.1:{free_port()}"
@@ -142,6 +146,21 @@ def parse_launch(data: dict[str, Any], source: str = "<launch>") -> LaunchSpec:
         source=source,
         raw=data,
     )
+
+
+def _check_robot_keys(robot_keys: Any, robot_ids: list[str], where: str) -> None:
+    """``robot_keys``: robot id -> public key file (or a list of them), one entry per robot of the file."""
+    if robot_keys is None:
+        return
+    if not isinstance(robot_keys, dict):
+        raise LaunchError(f"{where} must map robot ids to public key files")
+    for robot, files in robot_keys.items():
+        files = [files] if isinstance(files, str) else files
+        if not isinstance(files, list) or not files or not all(isinstance(f, str) for f in files):
+            raise LaunchError(f"{where}.{robot}: expected a public key file or a list of them")
+    missing = [r for r in robot_ids if r not in robot_keys]
+    if missing:
+        raise LaunchError(f"{where}: no key for robot {', '.join(missing)} (it would be refused by the server)")
 
 
 def load_launch(path: str | Path) -> LaunchSpec:
@@ -163,7 +182,12 @@ def server_curve(spec: LaunchSpec):
 
     allowed = spec.curve.get("allowed_clients")
     keys = None if allowed is None else [load_keypair(p).public for p in allowed]
-    return CurveConfig.server(load_keypair(spec.curve["server_secret"]), keys)
+    bound = spec.curve.get("robot_keys")
+    robot_keys = None if bound is None else {
+        str(robot): [load_keypair(p).public for p in ([files] if isinstance(files, str) else files)]
+        for robot, files in bound.items()
+    }
+    return CurveConfig.server(load_keypair(spec.curve["server_secret"]), keys, robot_keys)
 
 
 def client_curve(spec: LaunchSpec):

@@ -61,6 +61,26 @@ def test_launch_file_validation_names_the_key():
         parse_launch(good_launch(robots=[{"id": "a", "driver": {"task": "reach"}}]))
 
 
+def test_launch_file_robot_keys_bind_robots_to_client_keys(tmp_path):
+    from vlash.curve import save_keypair
+    from vlash.launchfile import server_curve
+
+    for name in ("server", "a", "b"):
+        save_keypair(tmp_path, name)
+    curve = {"server_secret": str(tmp_path / "server.key_secret"), "server_public": str(tmp_path / "server.key"),
+             "client_secret": str(tmp_path / "a.key_secret")}
+    two = [{"id": "a", "driver": {"factory": "x.y:Z"}}, {"id": "b", "driver": {"factory": "x.y:Z"}}]
+    with pytest.raises(LaunchError, match="no key for robot b"):
+        parse_launch(good_launch(robots=two, curve={**curve, "robot_keys": {"a": str(tmp_path / "a.key")}}))
+    with pytest.raises(LaunchError, match="robot_keys.a: expected a public key file"):
+        parse_launch(good_launch(curve={**curve, "robot_keys": {"a": 3}}))
+    bound = {"a": str(tmp_path / "a.key"), "b": [str(tmp_path / "b.key")]}
+    config = server_curve(parse_launch(good_launch(robots=two, curve={**curve, "robot_keys": bound})))
+    a_key = (tmp_path / "a.key").read_text().split('"')[1].encode()
+    assert config.robot_keys["a"] == (a_key,) and len(config.allowed_client_keys) == 2
+    assert config.may_speak_for("a", a_key.decode()) and not config.may_speak_for("b", a_key.decode())
+
+
 def test_factory_builds_by_import_path():
     policy = build({"factory": "tests.core.toy:StampPolicy", "chunk_size": 3})
     assert policy.chunk_size == 3
