@@ -182,8 +182,7 @@ class InferenceEndpoint(_Endpoint):
         self._peers: dict[str, _Peer] = {}
         self._accepted: set[str] = set()
         self._newest: dict[str, Observation] = {}
-        self._curve = curve
-        self._robot_keys_on = curve is not None and curve.robot_keys is not None
+        self._key_binding = curve if curve is not None and curve.robot_keys is not None else None
         # A small receive queue per robot: a robot sending faster than we drain is pushed back
         # (its own sends drop and count) instead of piling up stale observations here.
         super().__init__(zmq.ROUTER, limits, sndhwm=64, rcvhwm=16, source="inference bus")
@@ -239,7 +238,7 @@ class InferenceEndpoint(_Endpoint):
             self.rejects.reject(err, identity.hex())
             return 0
         robot = msg.robot_id
-        if self._robot_keys_on and not self._curve.may_speak_for(robot, _user_id(frames[1])):
+        if self._key_binding is not None and not self._key_binding.may_speak_for(robot, _user_id(frames[1])):
             self.rejects.reject(ProtocolError("robot_id", "wrong_key", f"{robot!r:.40}"), robot)
             self._send_to(identity, Error(robot, self._next_seq(), "wrong_key",
                                           "this client key may not speak for this robot (curve robot_keys)"))

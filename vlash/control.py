@@ -194,9 +194,15 @@ class ControlLoop:
                 self.server_policy = dict(message.policy)
             elif isinstance(message, Error) and message.code == "unknown_robot":
                 self._introduce_again(now)
-            elif isinstance(message, Error) and message.code == "wrong_key" and self.counters["got_error"] == 1:
-                log.error("the inference server refuses this robot's key for robot id %r: check curve.robot_keys "
-                          "in the launch file (the robot holds still meanwhile)", message.robot_id)
+            elif isinstance(message, Error) and message.code == "wrong_key":
+                self._report_refused_key(message.robot_id)
+
+    def _report_refused_key(self, robot_id: str) -> None:
+        """Say once (not per refused message) that the server will not take this robot's key."""
+        self.counters["refused_key"] += 1
+        if self.counters["refused_key"] == 1:
+            log.error("the inference server refuses this robot's key for robot id %r: check curve.robot_keys "
+                      "in the launch file (the robot holds still meanwhile)", robot_id)
 
     def _introduce_again(self, now: float) -> None:
         """The server does not know this robot (it restarted): say Hello, then re-ask at once.

@@ -131,7 +131,9 @@ def parse_launch(data: dict[str, Any], source: str = "<launch>") -> LaunchSpec:
     curve = data.get("curve")
     if curve is not None:
         _check_keys(curve, CURVE_KEYS, f"{source}: curve")
-        _check_robot_keys(curve.get("robot_keys"), [r.id for r in robots], f"{source}: curve.robot_keys")
+        if curve.get("robot_keys") is not None:
+            bound = _robot_keys(curve["robot_keys"], [r.id for r in robots], f"{source}: curve.robot_keys")
+            curve = {**curve, "robot_keys": bound}
     endpoint = str(data.get("endpoint", "auto"))
     if endpoint == "auto":
         endpoint = f"tcp://127.0.0.1:{free_port()}"
@@ -148,19 +150,20 @@ def parse_launch(data: dict[str, Any], source: str = "<launch>") -> LaunchSpec:
     )
 
 
-def _check_robot_keys(robot_keys: Any, robot_ids: list[str], where: str) -> None:
-    """``robot_keys``: robot id -> public key file (or a list of them), one entry per robot of the file."""
-    if robot_keys is None:
-        return
+def _robot_keys(robot_keys: Any, robot_ids: list[str], where: str) -> dict[str, list[str]]:
+    """``robot_keys`` as robot id -> list of public key files; one entry needed per robot of the file."""
     if not isinstance(robot_keys, dict):
         raise LaunchError(f"{where} must map robot ids to public key files")
+    bound = {}
     for robot, files in robot_keys.items():
         files = [files] if isinstance(files, str) else files
         if not isinstance(files, list) or not files or not all(isinstance(f, str) for f in files):
             raise LaunchError(f"{where}.{robot}: expected a public key file or a list of them")
-    missing = [r for r in robot_ids if r not in robot_keys]
+        bound[str(robot)] = files
+    missing = [r for r in robot_ids if r not in bound]
     if missing:
         raise LaunchError(f"{where}: no key for robot {', '.join(missing)} (it would be refused by the server)")
+    return bound
 
 
 def load_launch(path: str | Path) -> LaunchSpec:
@@ -184,8 +187,7 @@ def server_curve(spec: LaunchSpec):
     keys = None if allowed is None else [load_keypair(p).public for p in allowed]
     bound = spec.curve.get("robot_keys")
     robot_keys = None if bound is None else {
-        str(robot): [load_keypair(p).public for p in ([files] if isinstance(files, str) else files)]
-        for robot, files in bound.items()
+        robot: [load_keypair(p).public for p in files] for robot, files in bound.items()
     }
     return CurveConfig.server(load_keypair(spec.curve["server_secret"]), keys, robot_keys)
 
