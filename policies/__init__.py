@@ -1,9 +1,5 @@
-"""Policies: the policy interface, the LeRobot adapter, latency emulation, record/train.
+"""Policies: the LeRobot adapter, latency emulation, record and offset-aware training.
 
-Importing this package is cheap: heavy modules (torch, lerobot) load only when their
-submodules are imported.
+They implement :class:`vlash.contracts.Policy`. Importing this package is cheap: heavy modules
+(torch, lerobot) load only when their submodules are imported.
 """
-
-from policies.interface import ActionKind, Policy, PolicyFeatures, PolicyObservation
-
-__all__ = ["ActionKind", "Policy", "PolicyFeatures", "PolicyObservation"]

@@ -20,7 +20,7 @@ from typing import Literal, Protocol
 
 import numpy as np
 
-from policies.interface import ActionKind, Policy, PolicyFeatures, PolicyObservation
+from vlash.contracts import ActionKind, Policy, PolicyFeatures, PolicyObservation
 
 # name -> (mean latency in ms, where the number comes from)
 PRESETS: dict[str, tuple[float, str]] = {

@@ -25,7 +25,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from policies.interface import ActionKind, PolicyFeatures, PolicyObservation
 from policies.loading import (
     TOLERATES_MISSING_CAMERAS,
     CheckpointNotFoundError,
@@ -40,6 +39,7 @@ from policies.loading import (
     read_feature_names,
     resolve_checkpoint,
 )
+from vlash.contracts import ActionKind, PolicyFeatures, PolicyObservation
 
 __all__ = [
     "CheckpointNotFoundError",

@@ -21,10 +21,20 @@ from policies.loading import (
 if TYPE_CHECKING:
     import torch
 
-    from policies.train import TrainOptions
+    from policies.train_options import TrainOptions
 
-ACTION = "action"
-IMAGE_PREFIX = "observation.images."
+# A small ACT that trains in minutes on a laptop CPU (LeRobot's defaults are sized for GPUs).
+ACT_SMALL = {
+    "dim_model": 128,
+    "n_heads": 4,
+    "dim_feedforward": 512,
+    "n_encoder_layers": 2,
+    "n_decoder_layers": 1,
+    "n_vae_encoder_layers": 2,
+    "latent_dim": 16,
+    "optimizer_lr": 1e-4,
+    "optimizer_lr_backbone": 1e-4,
+}
 
 
 def build_policy(
@@ -80,14 +90,20 @@ def build_policy(
 
 def image_renames(camera_map: dict[str, str] | None) -> dict[str, str]:
     """Dataset camera -> policy camera, as full LeRobot keys (``observation.images.<name>``)."""
-    return {IMAGE_PREFIX + src: IMAGE_PREFIX + dst for src, dst in (camera_map or {}).items()}
+    prefix = _image_prefix()
+    return {prefix + src: prefix + dst for src, dst in (camera_map or {}).items()}
+
+
+def _image_prefix() -> str:
+    """``observation.images.``, from LeRobot (imported here: it loads torch)."""
+    from lerobot.utils.constants import OBS_IMAGES
+
+    return OBS_IMAGES + "."
 
 
 def _fresh_config(options: TrainOptions, ds_features: dict[str, Any], device: torch.device) -> Any:
     from lerobot.configs.types import FeatureType, NormalizationMode
     from lerobot.policies.factory import make_policy_config
-
-    from policies.train import ACT_SMALL
 
     kwargs: dict[str, Any] = {"device": device.type}
     if options.policy == "act":
@@ -105,16 +121,17 @@ def _fresh_config(options: TrainOptions, ds_features: dict[str, Any], device: to
         raise ValueError(f"policy {options.policy!r} does not take these settings: {exc}") from exc
     cameras = [k for k, f in ds_features.items() if f.type is FeatureType.VISUAL]
     renames = image_renames(options.camera_map)
+    prefix = _image_prefix()
     wanted = (
         cameras
         if options.cameras is None
-        else [renames.get(IMAGE_PREFIX + c, IMAGE_PREFIX + c) for c in options.cameras]
+        else [renames.get(prefix + c, prefix + c) for c in options.cameras]
     )
     missing = [c for c in wanted if c not in cameras]
     if missing:
-        have = [c.removeprefix(IMAGE_PREFIX) for c in cameras]
+        have = [c.removeprefix(prefix) for c in cameras]
         raise ValueError(
-            f"--cameras: the dataset has no {[m.removeprefix(IMAGE_PREFIX) for m in missing]} (has {have})"
+            f"--cameras: the dataset has no {[m.removeprefix(prefix) for m in missing]} (has {have})"
         )
     cfg.input_features = {
         k: f
@@ -152,9 +169,10 @@ def _check_trainable(cfg: Any, ds_features: dict[str, Any]) -> None:
             f"policy type {cfg.type!r} predicts actions at offsets {actions[:5]}..., not from t on"
         )
     missing = [k for k in cfg.input_features if k not in ds_features]
-    cams = [k for k in cfg.input_features if k.startswith(IMAGE_PREFIX)]
+    prefix = _image_prefix()
+    cams = [k for k in cfg.input_features if k.startswith(prefix)]
     if cfg.type in TOLERATES_MISSING_CAMERAS and any(k in ds_features for k in cams):
-        missing = [k for k in missing if not k.startswith(IMAGE_PREFIX)]  # it masks absent camera slots
+        missing = [k for k in missing if not k.startswith(prefix)]  # it masks absent camera slots
     if missing:
         raise ValueError(
             f"the policy needs {missing}, which the dataset lacks (has {sorted(ds_features)}); "

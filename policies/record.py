@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from policies.interface import PolicyObservation
+from vlash.contracts import PolicyObservation
 
 log = logging.getLogger(__name__)
 

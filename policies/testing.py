@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from policies.interface import PolicyFeatures, PolicyObservation
 from policies.loading import write_feature_names
+from vlash.contracts import PolicyFeatures, PolicyObservation
 
 SO101_JOINTS = ("shoulder_pan", "shoulder_lift", "elbow_flex", "wrist_flex", "wrist_roll", "gripper")
 

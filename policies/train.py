@@ -1,4 +1,4 @@
-"""``vlash train``: train or fine-tune a LeRobot policy with VLASH's temporal-delay augmentation.
+"""Train or fine-tune a LeRobot policy with VLASH's temporal-delay augmentation (``vlash train``).
 
 Each sample draws a delay δ in ``{0..max_delay_steps}``: its action targets start at ``t+δ``, its
 state input is the state at ``t+δ`` (the action ``a_{t+δ-1}`` standing in for it by default), its
@@ -8,67 +8,27 @@ images stay at ``t`` (index logic: ``policies.offsets``). So the model learns to
 Everything else is LeRobot's: the policy (``make_policy``), its processors, the optimizer and
 scheduler presets, and the checkpoint layout (``<out>/checkpoints/<step>/pretrained_model`` +
 ``training_state``, ``last`` symlink), so results load with ``load_policy`` and LeRobot's tools.
+The command-line flags live in :mod:`vlash.commands.train`.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
-import os
-import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from policies.offsets import check_state_source, delayed_indices, gather_delayed, sample_delays
+from policies.train_options import TrainOptions
+
+__all__ = ["TrainOptions", "TrainResult", "train"]
 
 log = logging.getLogger(__name__)
-
-OBS_STATE = "observation.state"
-OBS_ENV_STATE = "observation.environment_state"
-ACTION = "action"
-# A small ACT that trains in minutes on a laptop CPU (LeRobot's defaults are sized for GPUs).
-ACT_SMALL = {
-    "dim_model": 128,
-    "n_heads": 4,
-    "dim_feedforward": 512,
-    "n_encoder_layers": 2,
-    "n_decoder_layers": 1,
-    "n_vae_encoder_layers": 2,
-    "latent_dim": 16,
-    "optimizer_lr": 1e-4,
-    "optimizer_lr_backbone": 1e-4,
-}
-
-
-@dataclass
-class TrainOptions:
-    """What to train; mirrors the command-line flags."""
-
-    dataset: str
-    out: Path
-    policy: str = "act"  # a LeRobot policy type, or a checkpoint folder / Hub id to fine-tune
-    steps: int = 1000
-    batch_size: int = 8
-    max_delay_steps: int = 0
-    state_source: str = "action"
-    chunk_size: int | None = None
-    cameras: tuple[str, ...] | None = None  # None: every camera in the dataset
-    camera_map: dict[str, str] = field(default_factory=dict)  # dataset camera -> policy camera
-    preset: str = "small"  # "small" (ACT from scratch only) or "lerobot" (LeRobot's defaults)
-    overrides: dict[str, Any] = field(default_factory=dict)  # policy config fields
-    lr: float | None = None
-    save_every: int = 500
-    resume: bool = False
-    seed: int = 0
-    device: str = "auto"
-    num_workers: int = 0
-    progress: bool = True
 
 
 @dataclass
@@ -99,6 +59,14 @@ def train(options: TrainOptions) -> TrainResult:
     from lerobot.configs.default import DatasetConfig
     from lerobot.configs.train import TrainPipelineConfig
     from lerobot.optim.factory import make_optimizer_and_scheduler
+    from lerobot.utils.constants import (
+        ACTION,
+        CHECKPOINTS_DIR,
+        LAST_CHECKPOINT_LINK,
+        OBS_IMAGES,
+        OBS_STATE,
+        PRETRAINED_MODEL_DIR,
+    )
     from tqdm import tqdm
 
     from policies.lerobot_adapter import resolve_device
@@ -116,10 +84,11 @@ def train(options: TrainOptions) -> TrainResult:
         check_state_source(columns.state.shape[1], columns.action.shape[1], options.state_source)
 
     out = Path(options.out).expanduser()
-    last = out / "checkpoints" / "last"
+    checkpoints = out / CHECKPOINTS_DIR
+    last = checkpoints / LAST_CHECKPOINT_LINK
     if options.resume and not last.exists():
-        raise FileNotFoundError(f"--resume: {out} has no checkpoints/last to resume from")
-    if not options.resume and (out / "checkpoints").exists() and any((out / "checkpoints").iterdir()):
+        raise FileNotFoundError(f"--resume: {out} has no {CHECKPOINTS_DIR}/{LAST_CHECKPOINT_LINK} to resume from")
+    if not options.resume and checkpoints.exists() and any(checkpoints.iterdir()):
         raise FileExistsError(f"{out} already holds checkpoints; pass --resume to continue, or a new --out")
 
     device = resolve_device(options.device)
@@ -127,12 +96,12 @@ def train(options: TrainOptions) -> TrainResult:
     from policies.policy_setup import build_policy, image_renames
 
     if options.resume and not options.camera_map:  # keep the run's camera renames
-        saved = read_feature_names(last.resolve() / "pretrained_model").get("vlash_train", {})
+        saved = read_feature_names(last.resolve() / PRETRAINED_MODEL_DIR).get("vlash_train", {})
         options.camera_map = dict(saved.get("camera_map") or {})
 
     torch.manual_seed(options.seed)  # weight init; a resumed run restores the saved RNG states instead
     policy, preprocessor, postprocessor, cfg = build_policy(
-        options, dataset, device, resume_from=last.resolve() / "pretrained_model" if options.resume else None
+        options, dataset, device, resume_from=last.resolve() / PRETRAINED_MODEL_DIR if options.resume else None
     )
     chunk = len(cfg.action_delta_indices)
     to_policy = image_renames(options.camera_map)
@@ -196,11 +165,11 @@ def train(options: TrainOptions) -> TrainResult:
                 ckpt_dir, step, train_cfg, policy, optimizer, scheduler, preprocessor, postprocessor
             )
             write_feature_names(
-                ckpt_dir / "pretrained_model",
+                ckpt_dir / PRETRAINED_MODEL_DIR,
                 state_names=names[OBS_STATE].get("names") or [],
                 action_names=names[ACTION].get("names") or [],
                 cameras={
-                    k.split(".", 2)[2]: tuple(cfg.input_features[k].shape[1:]) for k in image_keys.values()
+                    k.removeprefix(f"{OBS_IMAGES}."): tuple(cfg.input_features[k].shape[1:]) for k in image_keys.values()
                 },
                 fps=float(dataset.meta.fps),
                 extra={
@@ -219,7 +188,7 @@ def train(options: TrainOptions) -> TrainResult:
     seconds = time.perf_counter() - t0
     result = TrainResult(
         out=out,
-        checkpoint=(out / "checkpoints" / "last").resolve() / "pretrained_model",
+        checkpoint=last.resolve() / PRETRAINED_MODEL_DIR,
         start_step=start_step,
         steps=step,
         seconds=seconds,
@@ -275,6 +244,7 @@ def _delayed_batch(
 ) -> dict[str, Any]:
     """The non-image part of a training batch for ``rows`` shifted by ``delays``."""
     import torch
+    from lerobot.utils.constants import ACTION, OBS_ENV_STATE, OBS_STATE
 
     idx = delayed_indices(rows, columns.episode_end[rows], delays, chunk, state_source)  # type: ignore[arg-type]
     state, action, is_pad = gather_delayed(idx, columns.state, columns.action)
@@ -290,112 +260,3 @@ def _delayed_batch(
             raise ValueError(f"the policy needs {OBS_ENV_STATE} but the dataset has none")
         batch[OBS_ENV_STATE] = torch.from_numpy(np.ascontiguousarray(columns.env_state[rows]))
     return batch
-
-
-def _parse_camera_map(text: str) -> dict[str, str]:
-    pairs = [p.strip() for p in text.split(",") if p.strip()]
-    if any("=" not in p for p in pairs):
-        raise SystemExit(f"vlash train: --camera-map expects SRC=DST pairs, got {text!r}")
-    return dict(p.split("=", 1) for p in pairs)
-
-
-def _parse_overrides(items: list[str]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ValueError(f"--set expects KEY=VALUE, got {item!r}")
-        try:
-            out[key] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key] = None if value in ("None", "null") else value
-    return out
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Flags of ``vlash train``."""
-    parser.add_argument("--dataset", required=True, help="LeRobot dataset folder (or Hub repo id)")
-    parser.add_argument(
-        "--policy", default="act", help="policy type (act, smolvla, pi05, ...) or a checkpoint to fine-tune"
-    )
-    parser.add_argument("--out", type=Path, required=True, help="run folder (checkpoints/ go inside)")
-    parser.add_argument("--steps", type=int, default=1000, help="total optimizer steps (default 1000)")
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument(
-        "--max-delay-steps", type=int, default=0, help="VLASH Δmax: δ ~ U{0..Δmax} per sample (0 = plain)"
-    )
-    parser.add_argument(
-        "--state-source",
-        choices=("action", "state"),
-        default="action",
-        help="future state input: the action a_(t+δ-1) (default) or the recorded state s_(t+δ)",
-    )
-    parser.add_argument("--chunk-size", type=int, default=None, help="action chunk length H (new policies)")
-    parser.add_argument("--cameras", default=None, help="cameras to use (comma list, 'none'); default all")
-    parser.add_argument(
-        "--camera-map",
-        default="",
-        help="rename dataset cameras to the policy's, e.g. front=camera1,wrist=camera2 (fine-tuning VLAs)",
-    )
-    parser.add_argument(
-        "--preset",
-        choices=("small", "lerobot"),
-        default="small",
-        help="ACT from scratch: 'small' (CPU-friendly, default) or LeRobot's full-size defaults",
-    )
-    parser.add_argument(
-        "--set", action="append", default=[], metavar="KEY=VALUE", help="policy config field (repeatable)"
-    )
-    parser.add_argument("--lr", type=float, default=None, help="learning rate (default: the policy's preset)")
-    parser.add_argument(
-        "--save-every", type=int, default=500, help="checkpoint period in steps (0: end only)"
-    )
-    parser.add_argument("--resume", action="store_true", help="continue from <out>/checkpoints/last")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default="auto", help="auto (CUDA if present), cuda, cpu, mps")
-    parser.add_argument("--num-workers", type=int, default=0, help="image-decoding worker processes")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all cores)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-
-
-def run(args: argparse.Namespace) -> int:
-    """Entry point of ``vlash train``."""
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    import torch
-
-    torch.set_num_threads(args.threads or os.cpu_count() or 1)
-    cameras = None
-    if args.cameras is not None:
-        cameras = tuple(c.strip() for c in args.cameras.split(",") if c.strip() and c.strip() != "none")
-    try:
-        options = TrainOptions(
-            dataset=args.dataset,
-            out=args.out,
-            policy=args.policy,
-            steps=args.steps,
-            batch_size=args.batch_size,
-            max_delay_steps=args.max_delay_steps,
-            state_source=args.state_source,
-            chunk_size=args.chunk_size,
-            cameras=cameras,
-            camera_map=_parse_camera_map(args.camera_map),
-            preset=args.preset,
-            overrides=_parse_overrides(args.set),
-            lr=args.lr,
-            save_every=args.save_every,
-            resume=args.resume,
-            seed=args.seed,
-            device=args.device,
-            num_workers=args.num_workers,
-            progress=not args.no_progress,
-        )
-        result = train(options)
-    except (ValueError, FileNotFoundError, FileExistsError, RuntimeError, ImportError) as exc:
-        print(f"vlash train: {exc}", file=sys.stderr)
-        return 2
-    print(
-        f"trained {result.steps - result.start_step} steps in {result.seconds:.1f} s "
-        f"({result.steps_per_s:.2f} steps/s), final loss {result.final_loss:.4f}\n"
-        f"checkpoint: {result.checkpoint}"
-    )
-    return 0

@@ -11,7 +11,7 @@ its own thread (:mod:`robot_drivers.camera_threads`), so ``robot.get_observation
 motors and :meth:`LeRobotDriver.read` never waits for a camera. The observation keys and camera
 names are the same as a ``lerobot-record`` dataset recorded with the same cameras.
 
-Mapping to the runtime's vectors (:class:`~robot_drivers.interface.RobotFeatures`):
+Mapping to the runtime's vectors (:class:`~vlash.contracts.RobotFeatures`):
 
 - state: every scalar entry of ``robot.observation_features`` in LeRobot's order
   (``"shoulder_pan.pos"`` → joint ``"shoulder_pan"``) — the layout of ``observation.state`` in a
@@ -43,7 +43,6 @@ from lerobot.cameras import make_cameras_from_configs
 from lerobot.robots import make_robot_from_config
 
 from robot_drivers.camera_threads import CameraThread, CameraThreads
-from robot_drivers.interface import DriverReading, RobotFeatures
 from robot_drivers.lerobot_config import (
     known_camera_types,
     known_robot_types,
@@ -51,6 +50,7 @@ from robot_drivers.lerobot_config import (
     make_robot_config,
     robot_config_class,
 )
+from vlash.contracts import DriverBase, DriverReading, RobotFeatures
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ _NORM_MODE_LIMITS = {
     "range_0_100": (0.0, 100.0),
 }
 
-class LeRobotDriver:
+class LeRobotDriver(DriverBase):
     """Drive any LeRobot robot at a fixed rate without ever waiting for a camera.
 
     ``robot_options`` go to the robot's LeRobot config as they are (e.g. ``use_degrees``,
@@ -298,13 +298,6 @@ class LeRobotDriver:
                 self.robot.disconnect()
         except Exception as e:  # noqa: BLE001
             logger.warning("%s disconnect failed: %s", self.robot, e)
-
-    def __enter__(self) -> LeRobotDriver:
-        self.connect()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.disconnect()
 
     # --- the tick calls ----------------------------------------------------------------------------
     def read(self) -> DriverReading:

@@ -1,7 +1,8 @@
 """MuJoCo SO-101 tasks, scripted experts, cameras and the model-based future-state estimator.
 
-Importing ``sim`` registers the gymnasium ids ``vlash/{reach,whack,pick_place,track}-v0`` and the
-``model`` future-state estimator; it builds no model and opens no GL context.
+Importing ``sim`` registers the gymnasium ids ``vlash/{reach,whack,pick_place,track}-v0``; it builds
+no model and opens no GL context. The ``model`` future-state estimator is declared as an entry point
+(``vlash.estimators`` in pyproject.toml), so it resolves by name without importing ``sim`` first.
 """
 
 from __future__ import annotations
@@ -37,15 +38,6 @@ def _register() -> None:
     for name, entry in _ENTRY_POINTS.items():
         if env_id(name) not in gym.registry:
             gym.register(id=env_id(name), entry_point=entry)
-    from vlash.future_state import register_estimator
-
-    register_estimator("model", _model_estimator_factory)
-
-
-def _model_estimator_factory(**options):
-    from sim.model_estimator import ModelEstimator
-
-    return ModelEstimator(**options)
 
 
 def bench_estimators(*args, **kwargs) -> dict[str, float]:

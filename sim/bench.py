@@ -11,9 +11,9 @@ import time
 
 import numpy as np
 
-from policies.interface import PolicyObservation
 from sim.arm import DEFAULT_SERVO, ServoParams
 from sim.model_estimator import ModelEstimator
+from vlash.contracts import PolicyObservation
 
 # A deliberately wrong servo model (20 % softer, 30 % more damping): how the estimator degrades when the
 # model is not the plant, as it never exactly is on a real arm.

@@ -4,7 +4,8 @@ The ``target`` estimator assumes the arm sits on its last commanded target when 
 Real servos lag (and sag under gravity), so the arm is still on its way there; this estimator simulates
 that lag: it sets a private copy of the arm (same servo gains and timestep as the tasks) to the measured
 joint positions and velocities and drives it with the Δ queued targets, one control period each.
-Registered as ``"model"`` in :mod:`vlash.future_state` when :mod:`sim` is imported.
+Declared as the ``model`` entry point of ``vlash.estimators`` (pyproject.toml), so ``estimator: model``
+resolves in any process without importing :mod:`sim` first.
 """
 
 from __future__ import annotations

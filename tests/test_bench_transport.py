@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
 import pytest
 
-from vlash.bench_transport import format_table
 from vlash.cli import main as vlash_main
 
 KEYS = ("rtt_ms_p50", "rtt_ms_p99", "encode_ms_p50", "decode_ms_p50", "payload_bytes")
@@ -30,11 +30,13 @@ def test_bench_transport_writes_json(tmp_path, jpeg):
     for key in KEYS:
         assert result[key] > 0, key
     assert result["n"] == 50 and result["lost"] == 0 and result["jpeg_quality"] == jpeg
-    assert result["rtt_ms_p99"] >= result["rtt_ms_p50"]
     raw_bytes = 2 * 224 * 224 * 3
     assert (result["payload_bytes"] > raw_bytes) is (jpeg is None)
     assert result["server_counters"]["observations"] >= 55 and result["client_counters"]["send_dropped"] == 0
-    assert "rtt p50" in proc.stdout and format_table(result).splitlines()[0] in proc.stdout
+    # the printed summary reports this run's counts and verdict
+    assert re.search(r"round trips +50 \(\+5 warm-up, 0 lost\)", proc.stdout), proc.stdout
+    verdict = "meets" if result["rtt_ms_p50"] <= result["target_rtt_ms_p50"] else "misses"
+    assert f"rtt p50 <= {result['target_rtt_ms_p50']} ms: {verdict}" in proc.stdout
 
 
 def test_bench_rejects_bad_arguments(tmp_path, capsys):

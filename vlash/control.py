@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from robot_drivers.interface import Driver
+from vlash.contracts import Driver
 from vlash.messages import ActionChunk, Config, Error, Heartbeat, Hello, Observation
 from vlash.runlog import RunLog, percentile, plain
 from vlash.safety import SafetyFilter

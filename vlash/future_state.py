@@ -8,20 +8,14 @@ no I/O, no clock.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Protocol, runtime_checkable
+from collections.abc import Callable
+from importlib.metadata import entry_points
+from typing import Any
 
 import numpy as np
 
-
-@runtime_checkable
-class FutureStateEstimator(Protocol):
-    name: str
-
-    def estimate(
-        self, state: np.ndarray, queued: np.ndarray, extras: Mapping[str, np.ndarray] | None = None
-    ) -> np.ndarray:
-        """Return the estimated state after executing the ``queued`` (Δ, A) actions from ``state``."""
+from vlash.contracts import FutureStateEstimator
+from vlash.factory import resolve
 
 
 class NoEstimate:
@@ -56,29 +50,51 @@ class IntegrateDeltas:
         return out
 
 
-_REGISTRY: dict[str, Callable[..., FutureStateEstimator]] = {
+_BUILTIN: dict[str, Callable[..., FutureStateEstimator]] = {
     "none": NoEstimate,
     "target": LastTarget,
     "integrate": IntegrateDeltas,
 }
+_REGISTERED: dict[str, Callable[..., FutureStateEstimator]] = {}
+ENTRY_POINT_GROUP = "vlash.estimators"  # packages name their estimators here (pyproject entry points)
 
 
 def register_estimator(name: str, factory: Callable[..., FutureStateEstimator]) -> None:
-    """Make an estimator available by name (e.g. ``sim`` registers ``model``).
+    """Make an estimator available by name in this process (tests, notebooks).
 
-    ``factory(**options)`` builds it; options come from the caller (e.g. the arm model and fps).
+    Installed packages declare theirs as ``[project.entry-points."vlash.estimators"]`` instead, so a
+    name resolves without anything having been imported first (``sim`` declares ``model``).
     """
-    _REGISTRY[name] = factory
+    _REGISTERED[name] = factory
 
 
-def make_estimator(name: str, **options) -> FutureStateEstimator:
+def _entry_points() -> dict[str, Any]:
+    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def estimator_factory(name: str) -> Callable[..., FutureStateEstimator]:
+    """The callable that builds estimator ``name``: built in, registered, an entry point, or a
+    ``"package.module:callable"`` factory path (named like policies and drivers)."""
+    if name in _BUILTIN:
+        return _BUILTIN[name]
+    if name in _REGISTERED:
+        return _REGISTERED[name]
+    if ":" in name:
+        return resolve(name)
+    found = _entry_points().get(name)
+    if found is None:
+        raise ValueError(f"unknown future-state estimator {name!r}; known: {', '.join(known_estimators())} "
+                         "(or a 'package.module:callable' factory path)")
     try:
-        factory = _REGISTRY[name]
-    except KeyError:
-        known = ", ".join(sorted(_REGISTRY))
-        raise ValueError(f"unknown future-state estimator {name!r}; known: {known}") from None
-    return factory(**options)
+        return found.load()
+    except (ImportError, AttributeError) as exc:
+        raise ValueError(f"future-state estimator {name!r} ({found.value}) cannot be loaded: {exc}") from None
+
+
+def make_estimator(name: str, **options: Any) -> FutureStateEstimator:
+    """Build estimator ``name`` with ``options`` (e.g. the arm model and fps for ``model``)."""
+    return estimator_factory(name)(**options)
 
 
 def known_estimators() -> list[str]:
-    return sorted(_REGISTRY)
+    return sorted({*_BUILTIN, *_REGISTERED, *_entry_points()})

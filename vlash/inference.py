@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from policies.interface import Policy
+from vlash.contracts import Policy
 from vlash.delay import FixedDelay, RoundTripDelay
 from vlash.future_state import FutureStateEstimator, make_estimator
 from vlash.messages import ActionChunk, Error, Hello, Observation

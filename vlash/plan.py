@@ -8,11 +8,10 @@ No I/O, no clock: the virtual-time runner and the real-time control process shar
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 
-ActionKind = Literal["absolute", "delta"]
+from vlash.contracts import ActionKind
 
 
 @dataclass(frozen=True)
@@ -45,6 +44,7 @@ class Executed:
     chunk_id: int  # -1 on a stall
     stalled: bool
     switch: Switch | None
+    row: int = -1  # the chunk row executed (after quantization); -1 on a stall
 
 
 def hold_action(kind: ActionKind, last_action: np.ndarray | None, state: np.ndarray) -> np.ndarray:
@@ -83,6 +83,7 @@ class Plan:
         self.next_step = first_step
         self._actions = np.zeros((0, action_dim), dtype=np.float32)  # row i is for next_step + i
         self._chunk_ids = np.zeros(0, dtype=np.int64)
+        self._rows = np.zeros(0, dtype=np.int64)  # which row of its chunk each queued action is
         self.last_action: np.ndarray | None = None
         self.last_chunk_id = -1
 
@@ -117,9 +118,11 @@ class Plan:
             self._chunk_ids = np.concatenate(
                 [self._chunk_ids[:keep_old], np.full(gap, -1), np.full(len(keep_rows), chunk_id)]
             )
+            self._rows = np.concatenate([self._rows[:keep_old], np.full(gap, -1), np.arange(dropped, len(actions))])
         else:
             self._actions = np.concatenate([self._actions[:keep_old], keep_rows])
             self._chunk_ids = np.concatenate([self._chunk_ids[:keep_old], np.full(len(keep_rows), chunk_id)])
+            self._rows = np.concatenate([self._rows[:keep_old], np.arange(dropped, len(actions))])
         return Installed(chunk_id, start_step, first, dropped, len(keep_rows))
 
     def _hold_for_gap(self) -> np.ndarray:
@@ -137,16 +140,15 @@ class Plan:
             raise ValueError(f"step {step} already executed (next step is {self.next_step})")
         skip = step - self.next_step
         if skip:
-            self._actions = self._actions[skip:]
-            self._chunk_ids = self._chunk_ids[skip:]
+            self._actions, self._chunk_ids, self._rows = self._actions[skip:], self._chunk_ids[skip:], self._rows[skip:]
         self.next_step = step + 1
-        chunk_id = -1
+        chunk_id, row = -1, -1
         if len(self._actions):
-            action, chunk_id = self._actions[0], int(self._chunk_ids[0])
-            self._actions, self._chunk_ids = self._actions[1:], self._chunk_ids[1:]
+            action, chunk_id, row = self._actions[0], int(self._chunk_ids[0]), int(self._rows[0])
+            self._actions, self._chunk_ids, self._rows = self._actions[1:], self._chunk_ids[1:], self._rows[1:]
         if chunk_id < 0 or not np.all(np.isfinite(action)):
             action = hold_action(self.action_kind, self.last_action, state)
-            chunk_id = -1
+            chunk_id, row = -1, -1
         switch = None
         if chunk_id >= 0 and chunk_id != self.last_chunk_id and self.last_chunk_id >= 0:
             prev = self.last_action if self.last_action is not None else action
@@ -155,7 +157,7 @@ class Plan:
         if chunk_id >= 0:
             self.last_chunk_id = chunk_id
         self.last_action = np.asarray(action, dtype=np.float32).copy()
-        return Executed(step, self.last_action, chunk_id, chunk_id < 0, switch)
+        return Executed(step, self.last_action, chunk_id, chunk_id < 0, switch, row)
 
     def remainder(self, state: np.ndarray) -> tuple[int, np.ndarray]:
         """Queued actions as ``(first_step, (P, A) array)``, holds filled in (always finite)."""
@@ -173,5 +175,4 @@ class Plan:
 
     def clear(self) -> None:
         """Drop every queued action (the robot will hold)."""
-        self._actions = self._actions[:0]
-        self._chunk_ids = self._chunk_ids[:0]
+        self._actions, self._chunk_ids, self._rows = self._actions[:0], self._chunk_ids[:0], self._rows[:0]

@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from vlash.plan import ActionKind
+from vlash.contracts import ActionKind
 
 
 def quantize(actions: np.ndarray, q: int, kind: ActionKind = "absolute") -> np.ndarray:

@@ -27,9 +27,9 @@ from enum import StrEnum
 
 import numpy as np
 
-from policies.interface import PolicyObservation
+from vlash.contracts import ActionKind, PolicyObservation
 from vlash.future_state import FutureStateEstimator, make_estimator
-from vlash.plan import ActionKind, Executed, Installed, Plan, hold_action, queued_window
+from vlash.plan import Executed, Installed, Plan, hold_action, queued_window
 from vlash.quantize import coarse_steps, quantize
 
 
@@ -56,6 +56,16 @@ def default_estimator(mode: Mode, kind: ActionKind) -> str:
     if mode is not Mode.VLASH:
         return "none"
     return "target" if kind == "absolute" else "integrate"
+
+
+def estimator_name(mode: Mode, kind: ActionKind, configured: str | None = None) -> str:
+    """The one rule for which estimator a robot gets: the configured one in ``vlash`` mode, else the default.
+
+    Only ``vlash`` mode conditions on an estimate, so a configured estimator means nothing elsewhere.
+    """
+    if mode is Mode.VLASH and configured:
+        return configured
+    return default_estimator(mode, kind)
 
 
 @dataclass
@@ -139,8 +149,7 @@ class SchedulerConfig:
 class Scheduler:
     """One robot's plan and request state, driven tick by tick.
 
-    Tick order (both shells): ``should_request`` / ``request`` → ``receive`` arrived chunks →
-    ``execute``.
+    Both shells drive it through :func:`vlash.tick.run_tick` (install → request → execute).
     """
 
     def __init__(self, config: SchedulerConfig, action_dim: int, action_kind: ActionKind = "absolute"):
@@ -148,7 +157,7 @@ class Scheduler:
         self.mode: Mode = config.mode
         self.action_kind: ActionKind = action_kind
         self.plan = Plan(action_dim, action_kind)
-        name = config.estimator or default_estimator(self.mode, action_kind)
+        name = estimator_name(self.mode, action_kind, config.estimator)
         self.estimator = make_estimator(name, **config.estimator_options)
         self.horizon_steps = coarse_steps(config.execution_horizon, config.quantization)
         self.horizon_end: int | None = None  # first step past the current chunk's horizon
@@ -167,18 +176,18 @@ class Scheduler:
         lead = delay_steps if self.mode.is_async else 0
         return step + lead >= self.horizon_end
 
-    def request(
+    def build_request(
         self, step: int, state: np.ndarray, delay_steps: int, extras: Mapping[str, np.ndarray] | None = None
     ) -> ChunkRequest:
-        """Build the request for an observation at ``step`` (locally, as in virtual time)."""
+        """The request for an observation at ``step``, built locally (virtual time) by the server's rule."""
         plan_start, plan = self.plan.remainder(state)
-        self.mark_requested(step)
         return plan_request(
             self.mode, self.estimator, step, state, plan_start, plan, delay_steps,
             self.hold(state), self.action_kind, extras,
         )
 
     def mark_requested(self, step: int) -> None:
+        """A request for the observation at ``step`` went out; no other goes until it is answered."""
         self.in_flight = step
 
     def cancel_request(self) -> None:
@@ -186,6 +195,11 @@ class Scheduler:
         self.in_flight = None
 
     def hold(self, state: np.ndarray) -> np.ndarray:
+        """What the robot executes where nothing is queued: its last target (absolute) or zero (delta).
+
+        The control process sends this row with every observation, so the server conditions on the
+        same hold the virtual-time runner uses.
+        """
         return hold_action(self.action_kind, self.plan.last_action, state)
 
     def receive(

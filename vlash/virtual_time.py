@@ -2,8 +2,8 @@
 
 A chunk requested from the observation at step k becomes usable at step k+Δ, exactly; in
 between, the environment keeps executing the old plan (or holds, in sync). Deterministic given
-a seed, so success-vs-delay curves and CI tests are reproducible. It drives the same
-:class:`~vlash.scheduler.Scheduler` the real-time control process uses.
+a seed, so success-vs-delay curves and CI tests are reproducible. Every step runs the same
+:func:`~vlash.tick.run_tick` the real-time control process runs.
 """
 
 from __future__ import annotations
@@ -14,9 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from policies.interface import Policy
+from vlash.contracts import Policy
 from vlash.plan import Switch
 from vlash.scheduler import Scheduler, SchedulerConfig
+from vlash.tick import Arrival, run_tick
 
 
 @dataclass
@@ -79,6 +80,36 @@ def check_chunk(chunk: np.ndarray, chunk_size: int, action_dim: int) -> np.ndarr
     return chunk
 
 
+class DelayLine:
+    """Virtual time's :class:`~vlash.tick.Link`: the policy answers at once; the chunk is usable Δ steps later."""
+
+    def __init__(self, scheduler: Scheduler, policy: Policy, delay_steps: int, task: str = "") -> None:
+        self.scheduler, self.policy, self.delay, self.task = scheduler, policy, delay_steps, task
+        self.pending: deque[Arrival] = deque()  # in arrival order; meta = (arrival step, request)
+        self.observation: tuple[np.ndarray, dict, dict] = (np.zeros(0, np.float32), {}, {})
+
+    def observe(self, state: np.ndarray, images: dict, extras: dict) -> None:
+        """The observation of the step about to run (what a request at that step sends)."""
+        self.observation = (state, images, extras)
+
+    def delay_steps(self) -> int:
+        return self.delay
+
+    def send_request(self, step: int) -> bool:
+        state, images, extras = self.observation
+        request = self.scheduler.build_request(step, state, self.delay, extras)
+        chunk = self.policy.predict_chunk(request.policy_observation(state, images, self.task, extras))
+        chunk = check_chunk(chunk, self.policy.chunk_size, self.policy.features.action_dim)
+        self.pending.append(Arrival(request.start_step, chunk, meta=(step + self.delay, request)))
+        return True
+
+    def arrivals(self, step: int) -> list[Arrival]:
+        due = []
+        while self.pending and self.pending[0].meta[0] <= step:
+            due.append(self.pending.popleft())
+        return due
+
+
 def run_episode(env, policy: Policy, config: RunConfig, seed: int | None = None) -> EpisodeRecord:
     """Run one episode of ``policy`` on ``env`` with an exact delay of ``config.delay_steps``."""
     obs, info = env.reset(seed=seed)
@@ -96,11 +127,9 @@ def run_episode(env, policy: Policy, config: RunConfig, seed: int | None = None)
         action_dim,
         policy.action_kind,
     )
-    task = getattr(env.unwrapped, "task_description", "")
+    link = DelayLine(sched, policy, config.delay_steps, getattr(env.unwrapped, "task_description", ""))
     spec_limit = getattr(getattr(env, "spec", None), "max_episode_steps", None)
     max_steps = config.max_steps or spec_limit or 1000
-    delay = config.delay_steps
-    pending: deque = deque()  # (arrival_step, request, chunk), in arrival order
     switches: list[Switch] = []
     chunks: list[ChunkLog] = []
     actions, states, chunk_ids = [], [], []
@@ -108,17 +137,14 @@ def run_episode(env, policy: Policy, config: RunConfig, seed: int | None = None)
     step = 0
     for step in range(max_steps):
         state, images, extras = split_observation(obs)
-        if sched.should_request(step, delay):
-            request = sched.request(step, state, delay, extras)
-            chunk = policy.predict_chunk(request.policy_observation(state, images, task, extras))
-            pending.append((step + delay, request, check_chunk(chunk, policy.chunk_size, action_dim)))
-        while pending and pending[0][0] <= step:
-            arrival, request, chunk = pending.popleft()
-            done = sched.receive(request.start_step, chunk, step)
+        link.observe(state, images, extras)
+        tick = run_tick(sched, link, step, state)
+        for arrival, done in tick.installed:
+            arrival_step, request = arrival.meta
             chunks.append(
-                ChunkLog(request.obs_step, request.start_step, arrival, done.first_step, done.dropped, request.state)
+                ChunkLog(request.obs_step, request.start_step, arrival_step, done.first_step, done.dropped, request.state)
             )
-        executed = sched.execute(step, state)
+        executed = tick.executed
         if executed.switch is not None:
             switches.append(executed.switch)
         actions.append(executed.action)

@@ -1,4 +1,4 @@
-"""Scripted experts: one chunk planner per task, each implementing :class:`policies.interface.Policy`.
+"""Scripted experts: one chunk planner per task, each implementing :class:`vlash.contracts.Policy`.
 
 ``make_expert("reach" | "whack" | "pick_place" | "track", chunk_size=50, fps=30.0, ...)`` builds one.
 Experts read ``observation.state`` (the state to plan from) and ``observation.extras["task_state"]``

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from policies.interface import PolicyObservation
 from sim.experts.planning import ChunkExpert, leg, min_jerk, sample_legs
 from sim.tasks.track import path_position
 from sim.tasks.whack import PAD_HEIGHT, PAD_RADIUS
+from vlash.contracts import PolicyObservation
 
 HOVER_Z = 0.055  # tip height for moving between pads
 PRESS_Z = PAD_HEIGHT + 0.004  # tip height aimed at when tapping a pad (the jaws touch the table first)

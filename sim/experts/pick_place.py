@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from policies.interface import PolicyObservation
 from sim.experts.planning import ChunkExpert, Leg, leg, sample_legs
+from vlash.contracts import PolicyObservation
 
 OPEN = 1.2
 CLOSED = -0.15

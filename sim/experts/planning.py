@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from policies.interface import PolicyFeatures, PolicyObservation
 from sim.arm import ArmKinematics, JointLimits, arm_model, joint_limits
+from vlash.contracts import PolicyFeatures, PolicyObservation
 
 ARM_SPEED = 1.2  # cruise speed of the fastest-moving arm joint, rad/s (the servos top out near 2.8)
 GRIPPER_SPEED = 3.0
@@ -97,7 +97,7 @@ def sample_legs(q0: np.ndarray, legs: list[Leg], fps: float, n: int) -> np.ndarr
 
 
 class ChunkExpert:
-    """Base of the scripted experts: implements the :class:`policies.interface.Policy` protocol.
+    """Base of the scripted experts: implements the :class:`vlash.contracts.Policy` protocol.
 
     Subclasses implement :meth:`plan`. ``predict_chunk`` validates the observation, plans in float64
     and returns a ``(chunk_size, 6)`` float32 array clipped to the joint limits.

@@ -16,7 +16,6 @@ import mujoco
 import numpy as np
 from gymnasium import spaces
 
-from robot_drivers.interface import RobotFeatures
 from sim.arm import (
     ARM_XML,
     HOME_QPOS,
@@ -30,6 +29,7 @@ from sim.arm import (
     qpos_indices,
 )
 from sim.cameras import CameraRenderer, add_cameras, validate_cameras
+from vlash.contracts import RobotFeatures
 
 TABLE_RGBA = [0.55, 0.55, 0.52, 1.0]
 

@@ -103,10 +103,14 @@ def test_plan_never_grows_beyond_a_chunk(mode, H, d):
     sched = Scheduler(SchedulerConfig(mode=mode, chunk_size=H), action_dim=1)
     pending = []
     for step in range(100):
-        if sched.should_request(step, d):
-            req = sched.request(step, np.zeros(1), d)
-            pending.append((step + d, req))
         while pending and pending[0][0] <= step:
+            _, req = pending.pop(0)
+            sched.receive(req.start_step, np.ones((H, 1)) * step, step)
+        if sched.should_request(step, d):
+            req = sched.build_request(step, np.zeros(1), d)
+            sched.mark_requested(step)
+            pending.append((step + d, req))
+        if pending and pending[0][0] <= step:  # Δ = 0: usable at once
             _, req = pending.pop(0)
             sched.receive(req.start_step, np.ones((H, 1)) * step, step)
         sched.execute(step, np.zeros(1))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 
-from policies.interface import PolicyFeatures, PolicyObservation
+from vlash.contracts import PolicyFeatures, PolicyObservation
 
 
 class ToyArm(gym.Env):

@@ -17,7 +17,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from robot_drivers.interface import Driver, DriverReading
 from robot_drivers.lerobot_driver import (
     LeRobotDriver,
     known_robot_types,
@@ -26,6 +25,7 @@ from robot_drivers.lerobot_driver import (
 )
 from tests.drivers.fakearm import MOTORS, FakeArm, FakeArmConfig
 from tests.drivers.fakecamera import CameraPanic, FakeCamera
+from vlash.contracts import Driver, DriverReading
 
 CAMERAS = {
     "front": {"type": "vlash_fake_camera", "width": 64, "height": 48, "fps": 30},

@@ -15,12 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
-from policies.interface import PolicyFeatures, PolicyObservation
 from robot_drivers.camera_threads import CameraThread, CameraThreads
-from robot_drivers.interface import DriverReading, RobotFeatures
+from vlash.contracts import DriverBase, DriverReading, PolicyFeatures, PolicyObservation, RobotFeatures
 
 
-class RecordingDriver:
+class RecordingDriver(DriverBase):
     """A 2-joint arm in ``[-1, 1]`` limited to ``max_step`` per tick that logs every sent action."""
 
     def __init__(self, log_path: str, max_step: float = 0.05, fps: float = 30.0) -> None:
@@ -101,7 +100,7 @@ class _Panic(BaseException):
     """Escapes ``except Exception``: kills the camera's reader thread."""
 
 
-class CameraDriver:
+class CameraDriver(DriverBase):
     """A toy arm with cameras ``ok`` (30 fps), ``dies`` (thread dies) and ``stalls`` (grab blocks).
 
     Each tick reports ``events.cameras_alive``; :meth:`stats` gives per-camera counters.

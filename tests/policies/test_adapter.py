@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 import torch
 
-from policies.interface import Policy, PolicyObservation
 from policies.lerobot_adapter import (
     CheckpointNotFoundError,
     FeatureMismatchError,
@@ -19,6 +18,7 @@ from policies.lerobot_adapter import (
     load_policy,
 )
 from policies.testing import SO101_JOINTS, tiny_observation
+from vlash.contracts import Policy, PolicyObservation
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from policies.interface import Policy, PolicyFeatures, PolicyObservation
 from policies.latency import (
     PRESETS,
     FakeClock,
@@ -15,6 +14,7 @@ from policies.latency import (
     latency_to_steps,
     parse_latency,
 )
+from vlash.contracts import Policy, PolicyFeatures, PolicyObservation
 
 
 class CountingPolicy:

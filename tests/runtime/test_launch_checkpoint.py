@@ -3,8 +3,8 @@
 import math
 
 from policies.testing import make_tiny_act_checkpoint
-from vlash.bench_runtime import sim_spec
 from vlash.commands.launch import launch
+from vlash.experiments.launch_specs import sim_spec
 from vlash.launchfile import parse_launch
 from vlash.runlog import read_jsonl
 

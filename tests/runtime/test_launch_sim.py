@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from vlash.bench_runtime import sim_spec
 from vlash.commands.launch import launch
+from vlash.experiments.launch_specs import sim_spec
 from vlash.launchfile import free_port, parse_launch
 from vlash.runlog import read_jsonl
 

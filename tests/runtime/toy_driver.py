@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from robot_drivers.interface import DriverReading, RobotFeatures
+from vlash.contracts import DriverBase, DriverReading, RobotFeatures
 
 
-class ToyDriver:
+class ToyDriver(DriverBase):
     def __init__(self, low: float = -1e6, high: float = 1e6, fps: float = 30.0):
         self.features = RobotFeatures(
             joint_names=("a", "b"),

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.faults.procs import ROOT, VLASH
-from vlash.bench_fuzz import Generator, fuzz_decoder
+from vlash.experiments.fuzzing import Generator, fuzz_decoder
 from vlash.messages import REASONS, ProtocolError, decode, encode
 
 plain = st.recursive(

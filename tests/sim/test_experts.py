@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import sim
-from policies.interface import Policy, PolicyObservation
+from vlash.contracts import Policy, PolicyObservation
 from vlash.virtual_time import RunConfig, run_episode
 
 

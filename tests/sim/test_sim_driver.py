@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from robot_drivers.interface import Driver
-from robot_drivers.sim_driver import SimDriver
+from sim.driver import SimDriver
+from vlash.contracts import Driver
 
 
 def test_sim_driver_reads_sends_and_stops_its_render_thread():

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 import sim
-from robot_drivers.interface import RobotFeatures
 from sim.arm import JOINT_NAMES
+from vlash.contracts import RobotFeatures
 
 
 @pytest.mark.parametrize("task", sim.TASKS)

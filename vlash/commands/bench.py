@@ -12,10 +12,10 @@ import sys
 
 # name -> (module, one-line help)
 BENCHMARKS: dict[str, tuple[str, str]] = {
-    "runtime": ("vlash.bench_runtime", "sync vs naive vs vlash in real time: lateness, stalls, reaction, quantization"),
-    "transport": ("vlash.bench_transport", "bus round-trip latency between two processes on loopback"),
-    "fuzz": ("vlash.bench_fuzz", "fuzz the wire decoder and a live inference endpoint: no crash, no hang"),
-    "soak": ("vlash.bench_soak", "long real-time run: tick drift, missed ticks, memory growth, lateness"),
+    "runtime": ("vlash.experiments.bench_runtime", "sync vs naive vs vlash in real time: lateness, stalls, reaction, quantization"),
+    "transport": ("vlash.experiments.bench_transport", "bus round-trip latency between two processes on loopback"),
+    "fuzz": ("vlash.experiments.bench_fuzz", "fuzz the wire decoder and a live inference endpoint: no crash, no hang"),
+    "soak": ("vlash.experiments.bench_soak", "long real-time run: tick drift, missed ticks, memory growth, lateness"),
 }
 
 

@@ -13,7 +13,7 @@ import os
 import time
 from pathlib import Path
 
-from vlash.evaluation import Cell, run_cell
+from vlash.experiments.evaluation import Cell, run_cell
 from vlash.runlog import write_json
 
 

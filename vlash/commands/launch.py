@@ -137,7 +137,7 @@ def launch(spec: LaunchSpec, out: Path, duration: float | None, quiet: bool = Fa
 
 
 def finish(spec: LaunchSpec, out: Path, robots: list[Child], interrupted: bool) -> dict[str, Any]:
-    from vlash.plots import timeline
+    from vlash.experiments.plots import timeline
     from vlash.runlog import read_jsonl
 
     per_robot = {}

@@ -4,7 +4,7 @@ Runs, in order (each a public command, logged with its duration and the machine 
 (ii, iii, v) ``vlash bench runtime`` (lateness, stalls, reaction latency, quantization) and
 ``vlash bench transport``, first so that they see no load of ours; (i) ``vlash eval`` of the scripted
 experts (target and model estimators) and the estimator accuracy; (iv) the learned-policy study
-(:mod:`vlash.study`). Then writes the document. ``--reuse`` keeps outputs already under ``--work``
+(:mod:`vlash.experiments.study`). Then writes the document. ``--reuse`` keeps outputs already under ``--work``
 (re-rendering only); ``--quick`` is a smoke test.
 """
 
@@ -20,8 +20,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from vlash.markdown import table
-from vlash.study import CommandLog, StudyConfig, headline, plot_study, run_study
+from vlash.experiments.markdown import table
+from vlash.experiments.study import CommandLog, StudyConfig, headline, plot_study, run_study
 
 TASKS = ("reach", "track", "whack", "pick_place")
 DELAYS = (0, 1, 2, 4, 8)
@@ -393,7 +393,7 @@ def commands_section(entries: list[dict[str, Any]], cores: int) -> list[str]:
 def render(data: dict[str, Any], machine: dict[str, Any], entries: list[dict[str, Any]], images: dict[str, str],
            *, quick: bool) -> str:
     """The whole RESULTS.md."""
-    from vlash.study import study_markdown
+    from vlash.experiments.study import study_markdown
 
     cores = machine["cores"] or 1
     loads = [e["load_before"] for e in entries if "bench runtime" in e["command"] and e.get("load_before") is not None]

@@ -27,8 +27,8 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
-SIM_DRIVER = "robot_drivers.sim_driver:SimDriver"
-SIM_POLICY = "sim.experts:make_expert"
+from vlash.experiments.parts import SIM_DRIVER, SIM_EXPERT
+
 TARGET_RSS_GROWTH_MB = 10.0
 
 
@@ -40,7 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--latency", default="100", help="emulated model latency in ms (default 100)")
     parser.add_argument("--task", default="reach", help="sim task for the default driver and expert")
     parser.add_argument("--driver", default=SIM_DRIVER, help=f"driver factory (default {SIM_DRIVER})")
-    parser.add_argument("--policy", default=SIM_POLICY, help=f"policy factory (default {SIM_POLICY})")
+    parser.add_argument("--policy", default=SIM_EXPERT, help=f"policy factory (default {SIM_EXPERT})")
     parser.add_argument("--driver-options", type=json.loads, help="driver keyword arguments as JSON")
     parser.add_argument("--policy-options", type=json.loads, help="policy keyword arguments as JSON")
     parser.add_argument("--chunk-size", type=int, default=50)
@@ -54,7 +54,7 @@ def launch_data(args: argparse.Namespace, endpoint: str) -> dict[str, Any]:
         driver.update(task=args.task, fps=args.fps, cameras=["front"], image_size=64, auto_reset=True)
     driver.update(args.driver_options or {})
     policy: dict[str, Any] = {"factory": args.policy, "chunk_size": args.chunk_size}
-    if args.policy == SIM_POLICY:
+    if args.policy == SIM_EXPERT:
         policy.update(task=args.task, fps=args.fps)
     policy.update(args.policy_options or {})
     return {

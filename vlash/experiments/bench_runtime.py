@@ -24,12 +24,10 @@ from typing import Any
 import numpy as np
 
 from vlash.commands.launch import launch
+from vlash.experiments.launch_specs import sim_spec
+from vlash.experiments.markdown import table
 from vlash.launchfile import parse_launch
-from vlash.markdown import table
 from vlash.runlog import percentile, read_jsonl, write_json
-
-POLICY = "sim.experts:make_expert"
-DRIVER = "robot_drivers.sim_driver:SimDriver"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -37,24 +35,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seconds", type=float, default=None, help="seconds per run (default 12, quick 3)")
     parser.add_argument("--out", default="runs/bench")
     parser.add_argument("--parts", default="lateness,modes,reaction,quantization", help="which parts to run")
-
-
-def sim_spec(name: str, mode: str, *, task: str = "reach", fps: float = 30, latency: float = 150,
-             chunk_size: int = 50, horizon: int = 25, cameras: list[str] | None = None, seed: int = 0) -> dict:
-    """A launch mapping for one sim run."""
-    return {
-        "name": name,
-        "fps": fps,
-        "mode": mode,
-        "inference": {"policy": {"factory": POLICY, "task": task, "chunk_size": chunk_size}, "latency": latency},
-        "robots": [{
-            "id": "arm",
-            "driver": {"factory": DRIVER, "task": task, "fps": fps, "cameras": cameras or [], "image_size": 128,
-                       "seed": seed, "auto_reset": True},
-            "chunk_size": chunk_size,
-            "execution_horizon": horizon,
-        }],
-    }
 
 
 def run_sim(spec: dict, out: Path, seconds: float) -> dict[str, Any]:
@@ -142,7 +122,7 @@ def part_reaction(out: Path, seconds: float, quick: bool) -> dict[str, Any]:
 
 
 def part_quantization(quick: bool) -> list[dict]:
-    from vlash.evaluation import Cell, run_cell
+    from vlash.experiments.evaluation import Cell, run_cell
 
     episodes = 4 if quick else 20
     rows = []

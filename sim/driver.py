@@ -14,10 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from robot_drivers.interface import DriverReading, RobotFeatures
+from vlash.contracts import DriverBase, DriverReading, RobotFeatures
 
 
-class SimDriver:
+class SimDriver(DriverBase):
     """Drive ``task`` (``"reach"``, ``"whack"``, ``"pick_place"``, ``"track"``) as a :class:`Driver`.
 
     ``auto_reset`` starts a new episode (seed + episode index) when one ends; otherwise the physics
