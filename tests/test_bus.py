@@ -100,8 +100,13 @@ def free_port() -> int:
 
 
 def handshake(server: InferenceEndpoint, client: ControlEndpoint) -> Config:
+    """Hello from ``client``; the test plays the inference server and accepts it."""
     inbox = Inbox(client)
     send(client, Hello(client.robot_id, 0, {"joint_names": ["j"]}, 30.0, "vlash", {}))
+    hellos: list[Hello] = []
+    wait_for(lambda: hellos, server.poll, lambda: hellos.extend(server.hellos()), what="Hello")
+    assert [h.robot_id for h in hellos] == [client.robot_id]
+    assert server.send(client.robot_id, Config(client.robot_id, 0, accepted=True, policy={}))
     wait_for(lambda: inbox.of(Config), server.poll, inbox.pump, what="Config")
     return inbox.of(Config)[0]
 
@@ -288,25 +293,17 @@ def test_invalid_outgoing_messages_are_counted_not_sent(server, clients):
     assert a.counters["unsendable_nonfinite"] == 1 and a.counters.get("sent", 0) == 0
 
 
-def test_hello_handler_and_require_hello(clients):
-    def on_hello(hello: Hello) -> dict:
-        if hello.fps > 100:
-            raise ValueError("too fast")
-        return {"chunk_size": 50}
-
-    with InferenceEndpoint("tcp://127.0.0.1:*", on_hello=on_hello, require_hello=True) as server:
-        fast, ok = clients(server.endpoint, "fast"), clients(server.endpoint, "ok")
-        send(fast, Hello("fast", 0, {}, 500.0))
-        inbox = Inbox(fast)
-        wait_for(lambda: inbox.of(Config), server.poll, inbox.pump, what="refusal")
-        assert not inbox.of(Config)[0].accepted and "too fast" in inbox.of(Config)[0].reason
-        send(fast, obs("fast", 1))
-        wait_for(lambda: inbox.of(Error), server.poll, inbox.pump, what="unknown_robot error")
-        assert inbox.of(Error)[0].code == "unknown_robot" and server.counters["rejected_unknown_robot"] == 1
-        config = handshake(server, ok)
-        assert config.accepted and config.policy == {"chunk_size": 50}
-        send(ok, obs("ok", 1))
-        wait_for(lambda: server.latest(), server.poll, what="observation after Hello")
+def test_hellos_are_queued_for_the_server_in_order_and_never_answered_by_the_bus(server, clients):
+    a, b = clients(server.endpoint, "arm_a"), clients(server.endpoint, "arm_b")
+    send(a, Hello("arm_a", 0, {}, 30.0, "sync"))
+    hellos: list[Hello] = []
+    wait_for(lambda: hellos, server.poll, lambda: hellos.extend(server.hellos()), what="first Hello")
+    send(b, Hello("arm_b", 0, {}, 50.0, "vlash"))
+    send(a, Hello("arm_a", 0, {}, 30.0, "naive"))
+    wait_for(lambda: len(hellos) == 3, server.poll, lambda: hellos.extend(server.hellos()), what="three Hellos")
+    assert [(h.robot_id, h.mode) for h in hellos] == [("arm_a", "sync"), ("arm_b", "vlash"), ("arm_a", "naive")]
+    assert server.hellos() == [] and server.counters["hellos"] == 3
+    assert a.poll(50) == [] and b.poll(50) == []  # the transport decides nothing: no Config without a server
 
 
 # --- never blocking, heartbeats ---------------------------------------------------------------

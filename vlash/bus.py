@@ -18,9 +18,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import zmq
 
@@ -72,7 +70,6 @@ KEYS_HINT = (
     "see docs/SAFETY.md."
 )
 
-HelloHandler = Callable[[Hello], "Config | dict[str, Any]"]
 
 
 class _Endpoint:
@@ -158,8 +155,8 @@ class InferenceEndpoint(_Endpoint):
     """The inference side: a ROUTER that binds and serves any number of robots.
 
     ``endpoint`` may end in ``:*`` for a free port; :attr:`endpoint` is then the bound address.
-    ``on_hello`` answers a :class:`Hello` with a :class:`Config` (or a policy dict, meaning
-    accepted); with ``require_hello`` a robot's other messages are rejected until it said Hello.
+    Transport only: it routes, validates and keeps the newest observation per robot; Hellos are
+    queued for the server (:meth:`hellos`), which decides who is served (:mod:`vlash.inference`).
     """
 
     def __init__(
@@ -169,19 +166,16 @@ class InferenceEndpoint(_Endpoint):
         curve: CurveConfig | None = None,
         heartbeat_timeout_s: float = 2.0,
         heartbeat_interval_s: float | None = None,
-        on_hello: HelloHandler | None = None,
-        require_hello: bool = False,
         limits: Limits = DEFAULT_LIMITS,
         max_batch: int = 10_000,
     ) -> None:
         check_endpoint(endpoint, curve)
         self.heartbeat_timeout_s = heartbeat_timeout_s
         self.heartbeat_interval_s = heartbeat_interval_s or heartbeat_timeout_s / 4
-        self.on_hello = on_hello
-        self.require_hello, self.max_batch = require_hello, max_batch
+        self.max_batch = max_batch
         self._peers: dict[str, _Peer] = {}
-        self._accepted: set[str] = set()
         self._newest: dict[str, Observation] = {}
+        self._hellos: list[Hello] = []
         self._key_binding = curve if curve is not None and curve.robot_keys is not None else None
         # A small receive queue per robot: a robot sending faster than we drain is pushed back
         # (its own sends drop and count) instead of piling up stale observations here.
@@ -224,6 +218,11 @@ class InferenceEndpoint(_Endpoint):
         newest, self._newest = self._newest, {}
         return newest
 
+    def hellos(self) -> list[Hello]:
+        """Pop the Hellos received since the last call, in arrival order (bounded by the batch size)."""
+        hellos, self._hellos = self._hellos, []
+        return hellos
+
     def _handle(self, frames: list[zmq.Frame], now: float) -> int:
         identity = frames[0].bytes
         self.stats["received"] += 1
@@ -246,16 +245,12 @@ class InferenceEndpoint(_Endpoint):
         if isinstance(msg, ActionChunk | Config):
             self.rejects.reject(ProtocolError("kind", "direction", f"{msg.KIND} sent to the server"), robot)
             return 0
-        if isinstance(msg, Hello):
-            self._track(robot, identity, now)
-            self._answer_hello(msg)
-            return 1
-        if self.require_hello and robot not in self._accepted:
-            self.rejects.reject(ProtocolError("robot_id", "unknown_robot", f"{robot!r} has not said Hello"))
-            self._send_to(identity, Error(robot, self._next_seq(), "unknown_robot", "send Hello first"))
-            return 0
         self._track(robot, identity, now)
-        if isinstance(msg, Observation):
+        if isinstance(msg, Hello):
+            self.stats["hellos"] += 1
+            if len(self._hellos) < self.max_batch:
+                self._hellos.append(msg)
+        elif isinstance(msg, Observation):
             self.stats["observations"] += 1
             if robot in self._newest:
                 self.stats["dropped_stale"] += 1
@@ -279,25 +274,6 @@ class InferenceEndpoint(_Endpoint):
                 self.stats["reconnects"] += 1
                 log.info("robot %s reconnected", robot)
             peer.last_heard = now
-
-    def _answer_hello(self, hello: Hello) -> None:
-        robot = hello.robot_id
-        try:
-            answer = self.on_hello(hello) if self.on_hello is not None else {}
-            if isinstance(answer, Config):
-                config = answer
-            else:
-                config = Config(robot, 0, accepted=True, policy=dict(answer or {}), reason="")
-        except Exception as exc:  # a failing handler refuses this robot, never the server
-            log.warning("robot %s: Hello handler failed: %r", robot, exc)
-            config = Config(robot, 0, accepted=False, policy={}, reason=f"hello handler failed: {exc}"[:500])
-        config = Config(robot, self._next_seq(), config.accepted, config.policy, config.reason)
-        if config.accepted:
-            self._accepted.add(robot)
-        else:
-            self._accepted.discard(robot)
-        self.stats["hellos"] += 1
-        self.send(robot, config)
 
     # --- sending -----------------------------------------------------------------------------
     def send(self, robot_id: str, msg: Message) -> bool:

@@ -1,10 +1,11 @@
 """The control process: a fixed-rate loop that never waits for the model.
 
-Each tick: read the robot → maybe send an observation (the mode's trigger) → install arrived
-chunks → take this step's action from the plan or hold (a stall) → safety filter → driver →
-record. Deadlines are absolute (``t0 + k·dt``) on the monotonic clock; a tick that is more
+Each tick: read the robot → the one tick of :mod:`vlash.tick` (install arrived chunks → send an
+observation when the mode's trigger fires → take this step's action from the plan or hold, a
+stall) → safety filter → driver → record. Deadlines are absolute (``t0 + k·dt``) on the monotonic clock; a tick that is more
 than a period late is skipped and counted, never accumulated into drift. The bus is polled
-with zero timeout and sends never block. Scheduling is the shared :class:`Scheduler`.
+with zero timeout and sends never block. The loop is the real-time :class:`~vlash.tick.Link`:
+arrivals come from the bus, requests go out as observations.
 """
 
 from __future__ import annotations
@@ -18,11 +19,12 @@ from typing import Any
 
 import numpy as np
 
-from vlash.contracts import Driver
+from vlash.contracts import Driver, DriverReading
 from vlash.messages import ActionChunk, Config, Error, Heartbeat, Hello, Observation
 from vlash.runlog import RunLog, percentile, plain
 from vlash.safety import SafetyFilter
 from vlash.scheduler import Scheduler, SchedulerConfig
+from vlash.tick import Arrival, run_tick
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +44,10 @@ class ControlConfig:
     max_step: list[float] | None = None  # per-tick change limit; default: the driver's
     status_every_s: float = 1.0
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+class HelloRefused(ValueError):
+    """The inference server refused this robot at the handshake (the reason is in the message)."""
 
 
 class Ring:
@@ -92,13 +98,15 @@ class ControlLoop:
         max_step = config.max_step if config.max_step is not None else feats.max_step
         self.safety = SafetyFilter(feats.action_low, feats.action_high, max_step, feats.action_kind)
         self.counters: Counter[str] = Counter()
-        self.delay_steps = 0  # the server's latest Δ estimate (from its chunks)
+        self.server_delay_steps = 0  # the server's latest Δ estimate (from its chunks)
         self._seq = 0
         self._sent: dict[int, tuple[float, int]] = {}  # obs seq -> (monotonic send time, step)
         self._in_flight_seq: int | None = None
         self._newest_obs_step = -1
         self._last_rtt_ms = -1.0
         self._last_sent: np.ndarray | None = None
+        self._now = 0.0  # this tick's monotonic time, and what it read (for the Link calls)
+        self._reading: DriverReading | None = None
         # the newest tick latenesses and round trips, in preallocated rings: memory stays flat
         # however long the run (a deque of Python floats grew ~6 MB over an hour at 50 Hz)
         self._lateness_ms = Ring(200_000)
@@ -119,13 +127,11 @@ class ControlLoop:
         state = np.asarray(reading.state, dtype=np.float32)
         if self._last_sent is None:
             self._last_sent = state.copy() if self.driver.features.action_kind == "absolute" else np.zeros_like(state)
-        for message in self.bus.poll():
-            self._on_message(message, step, now)
-        self._watchdog(now)
-        self._link_watchdog()
-        if self.scheduler.should_request(step, self.delay_steps):
-            self._send_observation(step, now, state, reading)
-        executed = self.scheduler.execute(step, state)
+        self._now, self._reading = now, reading
+        result = run_tick(self.scheduler, self, step, state)
+        for arrival, installed in result.installed:
+            self._log_chunk(arrival, installed, step)
+        executed = result.executed
         action = self.safety.apply(executed.action, self._last_sent)
         self.driver.send_action(action)
         self._last_sent = action
@@ -144,8 +150,9 @@ class ControlLoop:
             "state": state,
             "action": action,
             "chunk": executed.chunk_id,
+            "row": executed.row,
             "stall": executed.stalled and self.scheduler.started,
-            "delay_steps": self.delay_steps,
+            "delay_steps": self.server_delay_steps,
         }
         if reading.events:
             record["events"] = {k: float(v) for k, v in reading.events.items()}
@@ -156,7 +163,26 @@ class ControlLoop:
         self.bus.maybe_heartbeat(now)
         return record
 
-    def _send_observation(self, step: int, now: float, state: np.ndarray, reading) -> None:
+    # --- the Link the tick runs on -----------------------------------------------------------
+    def arrivals(self, step: int) -> list[Arrival]:
+        """Everything the bus has (zero-timeout poll): chunks become arrivals, the rest is handled here."""
+        arrived: list[Arrival] = []
+        for message in self.bus.poll():
+            arrival = self._on_message(message, step, self._now)
+            if arrival is not None:
+                arrived.append(arrival)
+        self._watchdog(self._now)
+        self._link_watchdog()
+        return arrived
+
+    def delay_steps(self) -> int:
+        return self.server_delay_steps
+
+    def send_request(self, step: int) -> bool:
+        """Send the observation of ``step`` (with the plan remainder and the hold row)."""
+        reading = self._reading
+        state = np.asarray(reading.state, dtype=np.float32)
+        now = self._now
         plan_start, plan = self.scheduler.remainder(state)
         self._seq += 1
         obs = Observation(
@@ -169,33 +195,45 @@ class ControlLoop:
             task=self.driver.features.task,
             plan_start_step=plan_start,
             plan=plan,
+            hold=self.scheduler.hold(state),
             extras={k: np.asarray(v, np.float32).ravel() for k, v in reading.extras.items()},
             last_rtt_ms=self._last_rtt_ms,
         )
-        if self.bus.send(obs):
-            self._sent[self._seq] = (now, step)
-            self._in_flight_seq = self._seq
-            self.scheduler.mark_requested(step)
-            self.counters["observations_sent"] += 1
-            if len(self._sent) > 64:
-                for old in sorted(self._sent)[:-32]:
-                    del self._sent[old]
-        else:
+        if not self.bus.send(obs):
             self.counters["observations_dropped"] += 1
+            return False
+        self._sent[self._seq] = (now, step)
+        self._in_flight_seq = self._seq
+        self.counters["observations_sent"] += 1
+        if len(self._sent) > 64:
+            for old in sorted(self._sent)[:-32]:
+                del self._sent[old]
+        return True
 
-    def _on_message(self, message, step: int, now: float) -> None:
+    def _on_message(self, message, step: int, now: float) -> Arrival | None:
         if isinstance(message, ActionChunk):
-            self._on_chunk(message, step, now)
-        elif isinstance(message, Heartbeat):
+            return self._on_chunk(message, now)
+        if isinstance(message, Heartbeat):
             self.counters["heartbeats"] += 1
         else:
             self.counters[f"got_{type(message).__name__.lower()}"] += 1
-            if isinstance(message, Config) and message.accepted:
-                self.server_policy = dict(message.policy)
+            if isinstance(message, Config):
+                self._on_config(message)
             elif isinstance(message, Error) and message.code == "unknown_robot":
                 self._introduce_again(now)
             elif isinstance(message, Error) and message.code == "wrong_key":
                 self._report_refused_key(message.robot_id)
+        return None
+
+    def _on_config(self, config: Config) -> None:
+        """The server's answer to a (re-sent) Hello: its policy and Δ cap, or why it refuses this robot."""
+        if config.accepted:
+            self.server_policy = dict(config.policy)
+            return
+        self.counters["hello_refused"] += 1
+        if self.counters["hello_refused"] == 1:
+            log.error("the inference server refuses robot %r: %s (the robot holds still meanwhile)",
+                      self.config.robot_id, config.reason)
 
     def _report_refused_key(self, robot_id: str) -> None:
         """Say once (not per refused message) that the server will not take this robot's key."""
@@ -218,18 +256,18 @@ class ControlLoop:
             self._in_flight_seq = None
             self.scheduler.cancel_request()
 
-    def _on_chunk(self, chunk: ActionChunk, step: int, now: float) -> None:
+    def _on_chunk(self, chunk: ActionChunk, now: float) -> Arrival | None:
         feats = self.driver.features
         actions = np.asarray(chunk.actions, dtype=np.float32)
         if chunk.robot_id != self.config.robot_id:
             self.counters["chunk_rejected_robot"] += 1
-            return
+            return None
         if actions.ndim != 2 or actions.shape[1] != feats.action_dim or not np.all(np.isfinite(actions)):
             self.counters["chunk_rejected_invalid"] += 1
-            return
+            return None
         if chunk.obs_step < self._newest_obs_step:
             self.counters["chunk_rejected_stale"] += 1
-            return
+            return None
         self._newest_obs_step = chunk.obs_step
         sent = self._sent.pop(chunk.obs_seq, None)
         rtt_ms = (now - sent[0]) * 1000.0 if sent else float("nan")
@@ -239,8 +277,11 @@ class ControlLoop:
         answers = chunk.obs_seq == self._in_flight_seq
         if answers:
             self._in_flight_seq = None
-        self.delay_steps = max(0, int(chunk.delay_steps))
-        installed = self.scheduler.receive(chunk.start_step, actions, step, chunk.chunk_id, answers)
+        self.server_delay_steps = max(0, int(chunk.delay_steps))
+        return Arrival(chunk.start_step, actions, chunk.chunk_id, answers, meta=(chunk, rtt_ms))
+
+    def _log_chunk(self, arrival: Arrival, installed, step: int) -> None:
+        chunk, rtt_ms = arrival.meta
         self.chunks += 1
         if self.run_log is not None:
             self.run_log.chunks.write(
@@ -315,7 +356,7 @@ class ControlLoop:
             for message in self.bus.poll():
                 if isinstance(message, Config):
                     if not message.accepted:
-                        raise RuntimeError(f"server refused robot {self.config.robot_id}: {message.reason}")
+                        raise HelloRefused(f"the inference server refused robot {self.config.robot_id!r}: {message.reason}")
                     self.server_policy = dict(message.policy)
                     return True
             time.sleep(0.01)
@@ -369,7 +410,7 @@ class ControlLoop:
             "ticks": self.ticks,
             "stall_ticks": self.scheduler.stall_steps,
             "missed_ticks": self.counters["missed_ticks"],
-            "delay_steps": self.delay_steps,
+            "delay_steps": self.server_delay_steps,
             "rtt_ms": round(self._last_rtt_ms, 1),
             "chunks": self.chunks,
             "successes": self.successes,

@@ -16,6 +16,16 @@ from dataclasses import dataclass, field
 import numpy as np
 
 
+def steps_for_seconds(seconds: float, fps: float, margin_steps: int = 0) -> int:
+    """The one seconds-to-steps rule for Δ: whole control periods a latency spans, plus a margin.
+
+    A latency of exactly n periods needs n steps, not n+1 (the 1 % slack absorbs float noise and
+    a sub-millisecond transport on top of an n-period model). Latency emulation, the delay
+    estimator and the server's first guess all use it.
+    """
+    return max(math.ceil(seconds * fps - 0.01), 0) + margin_steps
+
+
 @dataclass
 class FixedDelay:
     """Δ given, not measured (virtual time, or a user who knows their latency)."""
@@ -85,5 +95,4 @@ class RoundTripDelay:
         seconds = self.delay_seconds()
         if seconds is None:
             return min(self.initial_steps, self.max_steps)
-        steps = math.ceil(seconds / self.dt - 0.02) + self.margin_steps  # a round trip of exactly n ticks needs n
-        return int(min(max(steps, 0), self.max_steps))
+        return int(min(steps_for_seconds(seconds, 1.0 / self.dt, self.margin_steps), self.max_steps))

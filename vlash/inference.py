@@ -1,7 +1,10 @@
 """The inference process: newest observation per robot in, one aligned action chunk out.
 
-For each robot it estimates Δ from the round trips the robot reports (the core's
-:class:`RoundTripDelay`, or a fixed Δ), conditions the policy by the robot's mode
+A robot is served only after its Hello passed the handshake (:meth:`InferenceServer.check_hello`:
+mode, dimensions, action kind, cameras and chunk settings against the policy); a refused Hello
+leaves an existing session untouched. For each robot it estimates Δ from the round trips the
+robot reports (the core's :class:`RoundTripDelay`, capped below the robot's execution horizon
+K, or a fixed Δ), conditions the policy by the robot's mode
 (:func:`plan_request`: in ``vlash`` mode the state rolled forward through the queued actions),
 calls the policy, stamps the chunk with its ``start_step`` and timings and sends it back to
 that robot only. Older observations were already dropped by the bus, never queued.
@@ -9,21 +12,20 @@ that robot only. Older observations were already dropped by the bus, never queue
 
 from __future__ import annotations
 
-import math
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
 from vlash.contracts import Policy
-from vlash.delay import FixedDelay, RoundTripDelay
+from vlash.delay import FixedDelay, RoundTripDelay, steps_for_seconds
 from vlash.future_state import FutureStateEstimator, make_estimator
-from vlash.messages import ActionChunk, Error, Hello, Observation
+from vlash.messages import ActionChunk, Config, Error, Hello, Observation
 from vlash.plan import hold_action
-from vlash.scheduler import Mode, default_estimator, parse_mode, plan_request
+from vlash.quantize import coarse_steps
+from vlash.scheduler import Mode, estimator_name, parse_mode, plan_request
 
 
 @dataclass
@@ -35,7 +37,7 @@ class ServerConfig:
     fixed_delay_steps: int | None = None  # None: estimate Δ from round trips
     delay_quantile: float = 0.95
     delay_margin_steps: int = 1
-    max_delay_steps: int | None = None  # default: half the chunk
+    max_delay_steps: int | None = None  # an extra bound on the estimate; it always stays below each robot's K
 
 
 @dataclass
@@ -45,6 +47,7 @@ class RobotSession:
     fps: float
     delay: FixedDelay | RoundTripDelay
     estimator: FutureStateEstimator
+    max_delay_steps: int  # the cap on the Δ estimate (told to the robot in its Config)
     chunks: int = 0
 
 
@@ -69,16 +72,67 @@ class InferenceServer:
         self.model_ms: list[float] = []
         self.last_queue_ms = 0.0
 
-    def session(self, robot_id: str, hello: Hello | None = None) -> RobotSession:
-        """The robot's session, created (or reset, on a new Hello) as needed."""
-        existing = self.sessions.get(robot_id)
-        if existing is not None and hello is None:
-            return existing
-        mode = parse_mode(hello.mode) if hello is not None and hello.mode else parse_mode(self.config.mode)
-        fps = float(hello.fps) if hello is not None and hello.fps > 0 else self.config.fps
-        kind = self.policy.action_kind
-        name = self.config.estimator if mode is Mode.VLASH and self.config.estimator else default_estimator(mode, kind)
-        max_delay = self.config.max_delay_steps or max(1, self.policy.chunk_size // 2)
+    def check_hello(self, hello: Hello) -> str:
+        """Why this robot cannot be served by this policy ("" if it can): the handshake is the contract."""
+        try:
+            parse_mode(hello.mode or self.config.mode)
+        except ValueError as exc:
+            return str(exc)
+        feats, policy = hello.features, self.policy
+        kind = feats.get("action_kind", "absolute")
+        state_dim, action_dim = len(feats.get("joint_names", ())), len(feats.get("action_names", ()))
+        if policy.features.state_dim and state_dim != policy.features.state_dim:
+            return f"the robot has {state_dim} joints, the policy takes a {policy.features.state_dim}-dim state"
+        if action_dim != policy.features.action_dim:
+            return f"the robot takes {action_dim}-dim actions, the policy makes {policy.features.action_dim}"
+        if kind != policy.action_kind:
+            return f"the robot takes {kind} actions, the policy makes {policy.action_kind} ones"
+        missing = sorted(set(policy.features.cameras) - set(feats.get("cameras", {})))
+        if missing:
+            return f"the policy needs camera(s) {', '.join(missing)}; the robot has {sorted(feats.get('cameras', {}))}"
+        chunk = hello.chunk_settings
+        if chunk.get("chunk_size", policy.chunk_size) != policy.chunk_size:
+            return f"the robot expects chunk_size {chunk['chunk_size']}, the policy makes chunks of {policy.chunk_size}"
+        horizon = chunk.get("execution_horizon", policy.chunk_size)
+        if not isinstance(horizon, int) or not 1 <= horizon <= policy.chunk_size:
+            return f"execution_horizon {horizon!r} must be in [1, {policy.chunk_size}] (the policy's chunk)"
+        quantization = chunk.get("quantization", 1)
+        if not isinstance(quantization, int) or quantization < 1:
+            return f"quantization {quantization!r} must be an integer >= 1"
+        return ""
+
+    def on_hello(self, hello: Hello) -> Config:
+        """Answer a Hello: accepted with the policy description and the Δ cap, or refused with a reason.
+
+        A refused Hello changes nothing: an existing session for that robot keeps running as it was.
+        """
+        reason = self.check_hello(hello)
+        if reason:
+            self.counters["hellos_refused"] += 1
+            self.log(f"robot {hello.robot_id}: refused: {reason}")
+            return Config(hello.robot_id, 0, accepted=False, policy={}, reason=reason)
+        session = self._open_session(hello)
+        feats = self.policy.features
+        return Config(hello.robot_id, 0, accepted=True, reason="", policy={
+            "chunk_size": self.policy.chunk_size,
+            "action_dim": feats.action_dim,
+            "state_dim": feats.state_dim,
+            "action_kind": self.policy.action_kind,
+            "cameras": {k: list(v) for k, v in feats.cameras.items()},
+            "supports_rtc": bool(getattr(self.policy, "supports_rtc", False)),
+            "max_delay_steps": session.max_delay_steps,
+        })
+
+    def _open_session(self, hello: Hello) -> RobotSession:
+        """A fresh session from an accepted Hello (a repeated Hello restarts the robot's session)."""
+        mode = parse_mode(hello.mode or self.config.mode)
+        fps = float(hello.fps) if hello.fps > 0 else self.config.fps
+        name = estimator_name(mode, self.policy.action_kind, self.config.estimator)
+        chunk = hello.chunk_settings
+        horizon = coarse_steps(chunk.get("execution_horizon", self.policy.chunk_size), chunk.get("quantization", 1))
+        cap = max(1, horizon - 1)  # Δ stays below K: a late estimate must never skip the whole horizon
+        if self.config.max_delay_steps is not None:
+            cap = min(cap, self.config.max_delay_steps)
         if self.config.fixed_delay_steps is not None:
             delay: FixedDelay | RoundTripDelay = FixedDelay(self.config.fixed_delay_steps)
         else:
@@ -86,32 +140,26 @@ class InferenceServer:
                 dt=1.0 / fps,
                 quantile=self.config.delay_quantile,
                 margin_steps=self.config.delay_margin_steps,
-                max_steps=max_delay,
+                max_steps=cap,
             )
-        session = RobotSession(robot_id, mode, fps, delay, make_estimator(name, **self.config.estimator_options))
-        self.sessions[robot_id] = session
-        self.log(f"robot {robot_id}: mode={mode} fps={fps:g} estimator={name}")
+        estimator = make_estimator(name, **self.config.estimator_options)
+        session = RobotSession(hello.robot_id, mode, fps, delay, estimator, cap)
+        self.sessions[hello.robot_id] = session
+        self.log(f"robot {hello.robot_id}: mode={mode} fps={fps:g} estimator={name} Δ cap={cap}")
         return session
-
-    def on_hello(self, hello: Hello) -> dict[str, Any]:
-        """Register a robot; returns the policy description for the Config reply."""
-        self.session(hello.robot_id, hello)
-        feats = self.policy.features
-        return {
-            "chunk_size": self.policy.chunk_size,
-            "action_dim": feats.action_dim,
-            "state_dim": feats.state_dim,
-            "action_kind": self.policy.action_kind,
-            "cameras": {k: list(v) for k, v in feats.cameras.items()},
-            "supports_rtc": bool(getattr(self.policy, "supports_rtc", False)),
-        }
 
     def step(self, timeout_ms: int = 10) -> int:
         """Poll the bus once and answer every robot's newest observation; returns chunks sent."""
         self.bus.poll(timeout_ms)
         polled_at = self.clock()
+        for hello in self.bus.hellos():
+            self.bus.send(hello.robot_id, self.on_hello(hello))
         sent = 0
         for robot_id, obs in self.bus.latest().items():
+            if robot_id not in self.sessions:  # never served on defaults: it must say Hello (again)
+                self.counters["unknown_robot"] += 1
+                self.bus.send(robot_id, Error(robot_id=robot_id, seq=0, code="unknown_robot", message="send Hello first"))
+                continue
             try:
                 sent += self.serve(obs, polled_at)
             except Exception as exc:  # a failing policy must not take the server down
@@ -123,7 +171,7 @@ class InferenceServer:
     def serve(self, obs: Observation, polled_at: float) -> int:
         """Answer one observation with one chunk (0 if the policy's answer was unusable)."""
         started = self.clock()
-        session = self.session(obs.robot_id)
+        session = self.sessions[obs.robot_id]
         if obs.last_rtt_ms >= 0:
             session.delay.observe(obs.last_rtt_ms / 1000.0)
         delay_steps = session.delay.delay_steps()
@@ -149,7 +197,7 @@ class InferenceServer:
             obs.plan_start_step,
             plan,
             delay_steps,
-            hold_action(kind, None, obs.state),
+            obs.hold if obs.hold.shape == (feats.action_dim,) else hold_action(kind, None, obs.state),
             kind,
             obs.extras,
         )
@@ -161,7 +209,7 @@ class InferenceServer:
         del self.model_ms[:-1000]  # bounded: a long run must not grow memory
         if isinstance(session.delay, RoundTripDelay) and session.delay.samples == 0:
             # before any measured round trip, the model time alone is the best guess
-            session.delay.initial_steps = math.ceil(model_ms / 1000.0 * session.fps) + self.config.delay_margin_steps
+            session.delay.initial_steps = steps_for_seconds(model_ms / 1000.0, session.fps, self.config.delay_margin_steps)
         if actions.ndim != 2 or actions.shape[1] != self.policy.features.action_dim or not np.all(np.isfinite(actions)):
             self.counters["invalid_chunks"] += 1
             self.log(f"robot {obs.robot_id}: policy returned an invalid chunk {actions.shape}; not sent")

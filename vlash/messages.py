@@ -83,6 +83,10 @@ def _empty_plan() -> np.ndarray:
     return np.zeros((0, 0), np.float32)
 
 
+def _no_hold() -> np.ndarray:
+    return np.zeros(0, np.float32)
+
+
 _ROBOT_ID = Str(max_attr="max_id_len", nonempty=True)
 _SEQ = Int()
 _STEP = Int()
@@ -94,6 +98,7 @@ class Observation:
     """The robot at control step ``step``, plus what it will do next.
 
     ``plan`` row ``i`` is the queued action for step ``plan_start_step + i`` (P may be 0);
+    ``hold`` is what the robot executes where nothing is queued (its last target; empty: unknown);
     ``last_rtt_ms`` is the latest measured round trip, -1 before any.
     """
 
@@ -107,6 +112,7 @@ class Observation:
     task: str = _f(Str(), default="")
     plan_start_step: int = _f(_STEP, default=0)
     plan: np.ndarray = _f(Array(ndim=2), default_factory=_empty_plan)
+    hold: np.ndarray = _f(Array(ndim=1), default_factory=_no_hold)
     extras: dict[str, np.ndarray] = _f(Extras(), default_factory=dict)
     last_rtt_ms: float = _f(Float(minimum=-1.0), default=-1.0)
 

@@ -56,6 +56,7 @@ class EpisodeRecord:
     chunks: list[ChunkLog]
     actions: np.ndarray  # (T, A) executed actions
     chunk_ids: np.ndarray  # (T,) which chunk each action came from; -1 where the robot held
+    rows: np.ndarray  # (T,) which row of that chunk (after quantization); -1 where the robot held
     states: np.ndarray  # (T, S) states read before each action
     final_info: dict[str, Any]
 
@@ -132,7 +133,7 @@ def run_episode(env, policy: Policy, config: RunConfig, seed: int | None = None)
     max_steps = config.max_steps or spec_limit or 1000
     switches: list[Switch] = []
     chunks: list[ChunkLog] = []
-    actions, states, chunk_ids = [], [], []
+    actions, states, chunk_ids, rows = [], [], [], []
     success = False
     step = 0
     for step in range(max_steps):
@@ -149,6 +150,7 @@ def run_episode(env, policy: Policy, config: RunConfig, seed: int | None = None)
             switches.append(executed.switch)
         actions.append(executed.action)
         chunk_ids.append(executed.chunk_id)
+        rows.append(executed.row)
         states.append(state)
         obs, _, terminated, truncated, info = env.step(executed.action)
         success = success or bool(info.get("success", False))
@@ -164,6 +166,7 @@ def run_episode(env, policy: Policy, config: RunConfig, seed: int | None = None)
         chunks=chunks,
         actions=np.asarray(actions, dtype=np.float32).reshape(len(actions), action_dim),
         chunk_ids=np.asarray(chunk_ids, dtype=np.int64),
+        rows=np.asarray(rows, dtype=np.int64),
         states=np.asarray(states, dtype=np.float32),
         final_info=dict(info),
     )

@@ -36,9 +36,9 @@ class StampPolicy:
     action_kind = "absolute"
     supports_rtc = False
 
-    def __init__(self, chunk_size: int = 8):
+    def __init__(self, chunk_size: int = 8, dim: int = 2):
         self.chunk_size = chunk_size
-        self.features = PolicyFeatures(state_dim=2, action_dim=2)
+        self.features = PolicyFeatures(state_dim=dim, action_dim=dim)
         self.seen: list[PolicyObservation] = []
 
     def reset(self) -> None:
@@ -47,7 +47,9 @@ class StampPolicy:
     def predict_chunk(self, observation: PolicyObservation) -> np.ndarray:
         self.seen.append(observation)
         i = np.arange(self.chunk_size, dtype=np.float32)
-        return np.stack([observation.step * 1000 + i, i], axis=1)
+        chunk = np.zeros((self.chunk_size, self.features.action_dim), np.float32)
+        chunk[:, 0], chunk[:, 1] = observation.step * 1000 + i, i
+        return chunk
 
 
 class PathPolicy:

@@ -22,7 +22,6 @@ class Pump:
         self.server_bus = InferenceEndpoint(endpoint)
         self.endpoint = self.server_bus.endpoint
         self.server = InferenceServer(self.server_bus, self.policy, ServerConfig(mode=mode, fixed_delay_steps=delay))
-        self.server_bus.on_hello = self.server.on_hello
         self.bus = ControlEndpoint(self.endpoint, "arm")
         self.driver = ToyDriver(low, high)
         self.loop = ControlLoop(
@@ -30,8 +29,9 @@ class Pump:
                                                  request_timeout_s=0.5)
         )
         self.loop.hello()
-        self.server_bus.poll(2000)  # the Hello
-        assert self.bus.poll(2000)  # its Config
+        assert self.server_bus._socket().poll(2000)  # the Hello
+        self.server.step(timeout_ms=0)  # answered with a Config
+        assert self.bus.poll(2000)
         self.now = 0.0
 
     def tick(self, step):
