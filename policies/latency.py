@@ -4,7 +4,8 @@
 from a :class:`LatencyDistribution` (fixed, normal, lognormal, or measured samples). The wrapped
 policy's own compute time counts toward that total (``mode="total"``) unless ``mode="added"``.
 Sleeping goes through a replaceable :class:`Clock`, so tests use :class:`FakeClock` and never wait.
-In virtual time the same latency maps to a delay in control steps, ``Δ = ceil(latency · fps)``.
+In virtual time the same latency maps to a delay in control steps, ``Δ = ceil(latency · fps)``
+(:func:`vlash.delay.steps_for_seconds`, the rule the server and the delay estimator use too).
 
 Presets are the π0.5 inference times the VLASH paper reports (arXiv 2512.01031, Table 2 and the
 LIBERO set-up); the paper gives means only, so presets are fixed unless a jitter is asked for.
@@ -21,6 +22,7 @@ from typing import Literal, Protocol
 import numpy as np
 
 from vlash.contracts import ActionKind, Policy, PolicyFeatures, PolicyObservation
+from vlash.delay import steps_for_seconds
 
 # name -> (mean latency in ms, where the number comes from)
 PRESETS: dict[str, tuple[float, str]] = {
@@ -29,16 +31,6 @@ PRESETS: dict[str, tuple[float, str]] = {
     "pi05_5090_1img": (30.4, "π0.5, one image, RTX 5090 (paper Table 2)"),
     "pi05_5070_1img": (64.1, "π0.5, one image, RTX 5070 (paper Table 2)"),
 }
-_EPS = 1e-9  # so 100 ms at 30 Hz is 3 steps, not 4 (0.1 * 30 = 3.0000000000000004)
-
-
-def latency_to_steps(latency_s: float, fps: float) -> int:
-    """Control steps a latency spans: ``ceil(latency · fps)``, 0 for no latency."""
-    if latency_s < 0 or fps <= 0:
-        raise ValueError(f"need latency >= 0 and fps > 0, got {latency_s} s at {fps} Hz")
-    return max(0, math.ceil(latency_s * fps - _EPS))
-
-
 class Clock(Protocol):
     """Time source used for sleeping; replace it in tests."""
 
@@ -247,8 +239,15 @@ class LatencyEmulation:
     def delay_steps(self, fps: float, quantile: float | None = None) -> int:
         """Δ for virtual time: the mean latency (or its ``quantile``) in control steps at ``fps``."""
         ms = self.distribution.mean_ms if quantile is None else self.distribution.quantile_ms(quantile)
-        return latency_to_steps(ms / 1000.0, fps)
+        return _steps(ms, fps)
 
     def sample_delay_steps(self, fps: float) -> int:
         """One drawn latency in control steps (for virtual time with jitter)."""
-        return latency_to_steps(self.distribution.sample_ms(self._rng) / 1000.0, fps)
+        return _steps(self.distribution.sample_ms(self._rng), fps)
+
+
+def _steps(latency_ms: float, fps: float) -> int:
+    """Control steps a latency spans at ``fps`` (the runtime's one rule, :func:`vlash.delay.steps_for_seconds`)."""
+    if latency_ms < 0 or not fps > 0:
+        raise ValueError(f"need latency >= 0 and fps > 0, got {latency_ms} ms at {fps} Hz")
+    return steps_for_seconds(latency_ms / 1000.0, fps)

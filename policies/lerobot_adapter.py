@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from lerobot.utils.constants import ACTION, OBS_ENV_STATE, OBS_IMAGES, OBS_PREFIX, OBS_STATE
 
 from policies.loading import (
     TOLERATES_MISSING_CAMERAS,
@@ -52,11 +53,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-OBS_STATE = "observation.state"
-OBS_IMAGES = "observation.images"
-ACTION = "action"
 # runtime extras name <- LeRobot observation key (everything else maps "observation.<name>" <-> "<name>")
-EXTRA_ALIASES = {"observation.environment_state": "task_state"}
+EXTRA_ALIASES = {OBS_ENV_STATE: "task_state"}
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -101,15 +99,16 @@ class LeRobotPolicy:
         self.compiled = compiled
         self.default_task = default_task
         self.last_inference_s: float | None = None
-        # checkpoint camera name -> runtime camera name
-        self._camera_from = {ckpt: rt for rt, ckpt in (camera_map or {}).items()}
+        camera_from = {ckpt: rt for rt, ckpt in (camera_map or {}).items()}  # checkpoint -> runtime name
         inputs = dict(self.config.input_features)
         self._state_dim = int(inputs[OBS_STATE].shape[0]) if OBS_STATE in inputs else 0
         self._action_dim = int(self.config.output_features[ACTION].shape[0])
         self._image_keys = [k for k in inputs if k.startswith(OBS_IMAGES + ".")]
         self._image_shapes = {k: tuple(inputs[k].shape) for k in self._image_keys}  # (C, H, W)
+        ckpt_cameras = {k: k.removeprefix(OBS_IMAGES + ".") for k in self._image_keys}
+        self._camera_of = {k: camera_from.get(name, name) for k, name in ckpt_cameras.items()}  # key -> runtime
         self._extra_keys = {
-            k: EXTRA_ALIASES.get(k, k.removeprefix("observation."))
+            k: EXTRA_ALIASES.get(k, k.removeprefix(OBS_PREFIX))
             for k in inputs
             if k != OBS_STATE and k not in self._image_keys
         }
@@ -118,10 +117,7 @@ class LeRobotPolicy:
         self.features = PolicyFeatures(
             state_dim=self._state_dim,
             action_dim=self._action_dim,
-            cameras={
-                self._camera_from.get(k.split(".", 2)[2], k.split(".", 2)[2]): (s[1], s[2])
-                for k, s in self._image_shapes.items()
-            },
+            cameras={self._camera_of[k]: (s[1], s[2]) for k, s in self._image_shapes.items()},
             uses_task=uses_task,
             extras=tuple(self._extra_keys.values()),
         )
@@ -199,8 +195,7 @@ class LeRobotPolicy:
                 )
             batch[OBS_STATE] = torch.from_numpy(state.copy()).unsqueeze(0)
         for key in self._image_keys:
-            ckpt_name = key.split(".", 2)[2]
-            name = self._camera_from.get(ckpt_name, ckpt_name)
+            name = self._camera_of[key]
             if name not in observation.images and self._tolerates_missing_cameras:
                 continue
             if name not in observation.images:

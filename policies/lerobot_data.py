@@ -17,10 +17,6 @@ import numpy as np
 
 from policies.offsets import episode_ends
 
-OBS_STATE = "observation.state"
-OBS_ENV_STATE = "observation.environment_state"
-ACTION = "action"
-
 
 def video_backend() -> str:
     """``torchcodec`` when it actually loads (it needs a system FFmpeg), else ``pyav``; quietly."""
@@ -77,6 +73,8 @@ class Columns:
 
 def load_columns(dataset: Any) -> Columns:
     """Read state, action, environment state, episode bounds and task text of every row."""
+    from lerobot.utils.constants import ACTION, OBS_ENV_STATE, OBS_STATE
+
     hf = dataset.hf_dataset
     names = set(hf.column_names)
     for key in (OBS_STATE, ACTION):

@@ -73,7 +73,10 @@ def resolve_checkpoint(path_or_hub_id: str | Path, *, revision: str | None = Non
             raise CheckpointNotFoundError(
                 f"{path} is a file; expected a checkpoint folder holding config.json"
             )
-        candidates = [path, path / "pretrained_model", path / "checkpoints" / "last" / "pretrained_model"]
+        from lerobot.utils.constants import CHECKPOINTS_DIR, LAST_CHECKPOINT_LINK, PRETRAINED_MODEL_DIR
+
+        run_last = path / CHECKPOINTS_DIR / LAST_CHECKPOINT_LINK / PRETRAINED_MODEL_DIR
+        candidates = [path, path / PRETRAINED_MODEL_DIR, run_last]
         for candidate in candidates:
             if (candidate / "config.json").is_file():
                 return candidate
@@ -187,21 +190,22 @@ def check_robot_features(
     ``robot_drivers.RobotFeatures``. Names are compared when the checkpoint recorded them
     (``vlash_features.json``), otherwise only sizes.
     """
+    from lerobot.utils.constants import ACTION, OBS_IMAGES, OBS_STATE
+
     problems: list[str] = []
     inputs = dict(config.input_features)
     robot_state = tuple(getattr(robot, "joint_names", ()))
     robot_action = tuple(getattr(robot, "action_names", ()))
-    if "observation.state" in inputs:
-        problems += _compare(
-            "state", inputs["observation.state"].shape[0], names.get("state_names"), robot_state
-        )
+    if OBS_STATE in inputs:
+        problems += _compare("state", inputs[OBS_STATE].shape[0], names.get("state_names"), robot_state)
     problems += _compare(
-        "action", config.output_features["action"].shape[0], names.get("action_names"), robot_action
+        "action", config.output_features[ACTION].shape[0], names.get("action_names"), robot_action
     )
 
     to_ckpt = dict(camera_map or {})
     robot_cams = {to_ckpt.get(name, name): name for name in dict(getattr(robot, "cameras", {}) or {})}
-    ckpt_cams = [k.split(".", 2)[2] for k in inputs if k.startswith("observation.images.")]
+    prefix = OBS_IMAGES + "."
+    ckpt_cams = [k.removeprefix(prefix) for k in inputs if k.startswith(prefix)]
     missing = [c for c in ckpt_cams if c not in robot_cams]
     if missing and getattr(config, "type", "") in TOLERATES_MISSING_CAMERAS and len(missing) < len(ckpt_cams):
         missing = []  # the policy masks the absent slots

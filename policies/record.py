@@ -1,4 +1,4 @@
-"""``vlash record``: scripted demonstrations from a sim task, written as a LeRobot (v3) dataset.
+"""Scripted demonstrations from a sim task, written as a LeRobot (v3) dataset (``vlash record``).
 
 The task's scripted expert runs synchronously at the control rate (predict a chunk, execute it,
 replan), one seeded episode after another. Every control step becomes one dataset frame with
@@ -6,11 +6,11 @@ replan), one seeded episode after another. Every control step becomes one datase
 privileged state, so ACT can train without cameras), optional ``observation.images.<cam>`` and
 the ``action`` executed at that step. The writer is LeRobot's own (``LeRobotDataset.create``), so
 ``LeRobotDataset(repo_id, root=out)`` and the ``lerobot-*`` tools open the result offline.
+The command-line flags live in :mod:`vlash.commands.record`.
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
 import shutil
 import sys
@@ -26,14 +26,12 @@ from vlash.contracts import PolicyObservation
 
 log = logging.getLogger(__name__)
 
-OBS_STATE = "observation.state"
-OBS_ENV_STATE = "observation.environment_state"
 MAX_STEPS_CAP = 100_000  # a runaway episode is a bug in the task, not a long demonstration
 
 
 @dataclass
 class RecordOptions:
-    """What to record; mirrors the command-line flags."""
+    """What to record; mirrors the command-line flags of ``vlash record``."""
 
     task: str
     episodes: int
@@ -73,9 +71,11 @@ def dataset_features(
     env_state_names: Sequence[str] = (),
 ) -> dict[str, dict[str, Any]]:
     """The LeRobot feature spec for a recording (names let lerobot tools label the plots)."""
+    from lerobot.utils.constants import ACTION, OBS_ENV_STATE, OBS_IMAGES, OBS_STATE
+
     features: dict[str, dict[str, Any]] = {
         OBS_STATE: {"dtype": "float32", "shape": (len(state_names),), "names": list(state_names)},
-        "action": {"dtype": "float32", "shape": (len(action_names),), "names": list(action_names)},
+        ACTION: {"dtype": "float32", "shape": (len(action_names),), "names": list(action_names)},
     }
     if env_state_dim:
         features[OBS_ENV_STATE] = {
@@ -86,7 +86,7 @@ def dataset_features(
             else [f"task_state_{i}" for i in range(env_state_dim)],
         }
     for name, (h, w) in cameras.items():
-        features[f"observation.images.{name}"] = {
+        features[f"{OBS_IMAGES}.{name}"] = {
             "dtype": "video" if video else "image",
             "shape": (h, w, 3),
             "names": ["height", "width", "channels"],
@@ -108,15 +108,17 @@ def _policy_observation(obs: dict[str, Any], step: int, task: str) -> PolicyObse
 
 
 def _frame(obs: dict[str, Any], action: np.ndarray, task: str, cameras: Sequence[str]) -> dict[str, Any]:
+    from lerobot.utils.constants import ACTION, OBS_ENV_STATE, OBS_IMAGES, OBS_STATE
+
     frame: dict[str, Any] = {
         OBS_STATE: np.asarray(obs["state"], np.float32),
-        "action": np.asarray(action, np.float32),
+        ACTION: np.asarray(action, np.float32),
         "task": task,
     }
     if "task_state" in obs and np.size(obs["task_state"]):
         frame[OBS_ENV_STATE] = np.asarray(obs["task_state"], np.float32)
     for cam in cameras:
-        frame[f"observation.images.{cam}"] = np.asarray(obs["images"][cam], np.uint8)
+        frame[f"{OBS_IMAGES}.{cam}"] = np.asarray(obs["images"][cam], np.uint8)
     return frame
 
 
@@ -235,54 +237,3 @@ def _run_episode(env, expert, obs, task_text, dataset, options: RecordOptions, c
             if done or step >= limit:
                 break
     return step, success
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Flags of ``vlash record``."""
-    parser.add_argument("--task", required=True, help="sim task name (e.g. reach)")
-    parser.add_argument("--episodes", type=int, default=50, help="number of episodes (default 50)")
-    parser.add_argument("--out", type=Path, required=True, help="dataset folder to create (must be new)")
-    parser.add_argument(
-        "--cameras", default="", help="comma-separated cameras to record (e.g. front,wrist); default none"
-    )
-    parser.add_argument("--image-size", type=int, default=96, help="square camera image size (default 96)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the first episode (then +1 each)")
-    parser.add_argument("--fps", type=float, default=None, help="control rate (default: the task's)")
-    parser.add_argument("--chunk-size", type=int, default=None, help="expert chunk size (default: its own)")
-    parser.add_argument("--max-steps", type=int, default=None, help="cap on steps per episode")
-    parser.add_argument("--only-success", action="store_true", help="drop episodes the expert failed")
-    parser.add_argument("--video", action="store_true", help="store cameras as MP4 (default: PNG frames)")
-    parser.add_argument("--repo-id", default=None, help="dataset repo id label (default vlash/<out name>)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-
-
-def run(args: argparse.Namespace) -> int:
-    """Entry point of ``vlash record``."""
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    options = RecordOptions(
-        task=args.task,
-        episodes=args.episodes,
-        out=args.out,
-        cameras=tuple(c.strip() for c in args.cameras.split(",") if c.strip()),
-        image_size=args.image_size,
-        seed=args.seed,
-        fps=args.fps,
-        chunk_size=args.chunk_size,
-        max_steps=args.max_steps,
-        only_success=args.only_success,
-        video=args.video,
-        repo_id=args.repo_id,
-        progress=not args.no_progress,
-    )
-    try:
-        summary = record(options)
-    except (ValueError, FileExistsError, RuntimeError) as exc:
-        print(f"vlash record: {exc}", file=sys.stderr)
-        return 2
-    rate = summary.frames / summary.seconds if summary.seconds else 0.0
-    print(
-        f"wrote {summary.episodes} episodes, {summary.frames} frames to {summary.root} "
-        f"({summary.successes} successes, {summary.discarded} discarded) in {summary.seconds:.1f} s "
-        f"({rate:.0f} frames/s)"
-    )
-    return 0

@@ -149,6 +149,7 @@ def make_synthetic_dataset(
     state (absolute targets), as in a position-controlled arm.
     """
     from lerobot.datasets import LeRobotDataset
+    from lerobot.utils.constants import ACTION, OBS_ENV_STATE, OBS_IMAGES, OBS_STATE
 
     from policies.lerobot_data import quiet_datasets_progress, video_backend
     from policies.record import dataset_features
@@ -176,14 +177,14 @@ def make_synthetic_dataset(
         path = alpha * target[None, :]
         for i in range(n):
             frame = {
-                "observation.state": path[i, :state_dim],
-                "action": path[i + 1, :action_dim],
+                OBS_STATE: path[i, :state_dim],
+                ACTION: path[i + 1, :action_dim],
                 "task": task,
             }
             if env_state_dim:
-                frame["observation.environment_state"] = target[:env_state_dim].copy()
+                frame[OBS_ENV_STATE] = target[:env_state_dim].copy()
             for name, (h, w) in cameras.items():
-                frame[f"observation.images.{name}"] = np.full((h, w, 3), int(255 * alpha[i, 0]), np.uint8)
+                frame[f"{OBS_IMAGES}.{name}"] = np.full((h, w, 3), int(255 * alpha[i, 0]), np.uint8)
             dataset.add_frame(frame)
         dataset.save_episode()
     dataset.finalize()

@@ -21,8 +21,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "control": ("vlash.commands.control", "run the control process"),
     "eval": ("vlash.commands.eval", "virtual-time evaluation: modes x delays x tasks"),
     "bench": ("vlash.commands.bench", "real-time benchmarks (transport, runtime, soak)"),
-    "record": ("policies.record", "record scripted demonstrations to a LeRobot dataset"),
-    "train": ("policies.train", "train a LeRobot policy with temporal-delay augmentation"),
+    "record": ("vlash.commands.record", "record scripted demonstrations to a LeRobot dataset"),
+    "train": ("vlash.commands.train", "train a LeRobot policy with temporal-delay augmentation"),
     "keys": ("vlash.commands.keys", "create a CurveZMQ key pair"),
     "results": ("vlash.commands.results", "regenerate docs/RESULTS.md"),
 }

@@ -35,8 +35,9 @@ def test_control_killed_and_restarted_while_another_robot_is_served(tmp_path, pr
     assert len(rows) % FLUSH_EVERY == 0 and len(rows) >= last_status - FLUSH_EVERY
     assert not (tmp_path / "a" / "summary.json").exists()
     # a restarts under the same id (a new ZeroMQ identity) and is served again
-    a2 = procs.control(launch, "a", tmp_path / "a2", 3.0)
-    assert a2.wait(30) == 0, a2.stderr()
+    a2 = procs.control(launch, "a", tmp_path / "a2", None)
+    wait_until(lambda: a2.status["chunks"] >= 1, what="robot a served again after its restart")
+    assert a2.stop() == 0, a2.stderr()
     assert b.wait(30) == 0, b.stderr()
     assert server.stop() == 0
     assert a2.summary["chunks"] > 0

@@ -44,6 +44,13 @@ def test_predict_chunk_shape_dtype_and_protocol(tiny_act_checkpoint: Path) -> No
     policy.reset()
 
 
+def test_warm_up_calls_are_not_counted_as_latency(tiny_act_checkpoint: Path) -> None:
+    policy = load_policy(tiny_act_checkpoint, device="cpu", warmup=2)
+    assert policy.last_inference_s is None
+    policy.predict_chunk(tiny_observation(policy.features))
+    assert policy.last_inference_s is not None
+
+
 def test_chunk_is_unnormalised_by_the_saved_postprocessor(tiny_act_checkpoint: Path) -> None:
     policy = load_policy(tiny_act_checkpoint, device="cpu")
     obs = tiny_observation(policy.features, seed=3)

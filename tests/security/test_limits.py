@@ -19,7 +19,7 @@ import pytest
 import zmq
 
 from tests.faults.procs import serve_counters, wait_until, write_launch
-from vlash.messages import Observation, ProtocolError, decode, encode
+from vlash.messages import Config, Hello, Observation, ProtocolError, decode, encode
 from vlash.wire_fields import Limits
 
 LIMITS = Limits()
@@ -117,15 +117,21 @@ def test_oversized_messages_do_not_grow_the_server(tmp_path, procs):
     # 1) messages just over the decoder's limit: read, rejected as too_large, freed
     ctx = zmq.Context()
     sock = ctx.socket(zmq.DEALER)
-    sock.setsockopt(zmq.SNDTIMEO, 10_000)
+    sock.setsockopt(zmq.SNDTIMEO, 60_000)  # a hang guard: the server drains its queue as it goes
+    sock.setsockopt(zmq.RCVTIMEO, 60_000)
     sock.connect(endpoint)
     big = b"\x00" * (LIMITS.max_bytes + 1)
     n_big = 48  # 800 MB in all
     try:
         for _ in range(n_big):
             sock.send(big, copy=False)
+        # barrier: the server handles one connection's messages in order, so once our Hello is
+        # answered every big message has been read (none is left to a linger timeout)
+        sock.send(encode(Hello("flooder", 0)))
+        while not isinstance(decode(sock.recv()), Config):
+            pass
     finally:
-        sock.close(linger=10_000)
+        sock.close(linger=0)
         ctx.term()
     # 2) a frame claiming 1 TiB: libzmq's MAXMSGSIZE drops the connection at the header
     for _ in range(3):

@@ -1,4 +1,4 @@
-"""The model-based future-state estimator: registered on import, more accurate than ``target``."""
+"""The model-based future-state estimator: known by name (an entry point), more accurate than ``target``."""
 
 import numpy as np
 

@@ -5,6 +5,7 @@ import pytest
 
 import sim
 from sim.cameras import CAMERA_NAMES, RenderThread
+from tests.sim.waiting import wait_for
 
 
 def test_each_camera_renders_a_non_constant_frame():
@@ -38,10 +39,14 @@ def test_render_thread_renders_latest_snapshot_and_stops():
     thread.start()
     thread.publish(env.data, 0)
     assert thread.wait_first_frame(10.0)
+    first = thread.latest()[0]["front"].copy()
     for step in range(1, 4):
         env.step(env.target + np.float32(0.1))
         thread.publish(env.data, step)
+    wait_for(lambda: thread.latest()[1] == 3, "the newest snapshot to be rendered")
+    frames, step = thread.latest()
+    assert frames["front"].shape == (32, 32, 3) and not np.array_equal(frames["front"], first)  # the arm moved
+    assert 2 <= thread.frames_rendered <= 4  # snapshots replaced before their turn are skipped, never queued
     thread.stop()
     assert not thread.alive
-    frames, step = thread.latest()
-    assert frames["front"].shape == (32, 32, 3) and 0 <= step <= 3
+    assert thread.latest()[1] == 3
