@@ -7,8 +7,8 @@ import sys
 import numpy as np
 import pytest
 
-from vlash.factory import build, resolve
-from vlash.launchfile import LaunchError, parse_launch
+from vlash.factory import build, check_arguments, resolve
+from vlash.launchfile import FactorySpec, LaunchError, check_factories, parse_launch
 from vlash.runlog import RunLog, read_jsonl
 from vlash.safety import SafetyFilter
 
@@ -59,6 +59,44 @@ def test_launch_file_validation_names_the_key():
         parse_launch(good_launch(mode="turbo"))
     with pytest.raises(LaunchError, match="factory"):
         parse_launch(good_launch(robots=[{"id": "a", "driver": {"task": "reach"}}]))
+
+
+def test_launch_file_becomes_typed_configs():
+    data = good_launch(
+        fps=50,
+        inference={"policy": {"factory": "tests.core.toy:StampPolicy", "chunk_size": 8}, "fixed_delay_steps": 2},
+        robots=[{"id": "a", "driver": {"factory": "x.y:Z", "task": "reach"}, "chunk_size": 20, "mode": "naive"}],
+    )
+    spec = parse_launch(data)
+    robot = spec.robots[0]
+    assert robot.driver == FactorySpec("x.y:Z", {"task": "reach"})
+    assert (robot.chunk_size, robot.execution_horizon, robot.quantization, robot.mode) == (20, 20, 1, "naive")
+    assert spec.fps == 50.0 and spec.inference.policy == FactorySpec("tests.core.toy:StampPolicy", {"chunk_size": 8})
+    assert (spec.inference.fixed_delay_steps, spec.inference.delay_quantile, spec.inference.estimator) == (2, 0.95, None)
+
+    from vlash.commands.control import control_config
+    from vlash.commands.serve import server_config
+
+    control = control_config(spec, robot)
+    assert (control.robot_id, control.mode, control.fps, control.execution_horizon) == ("a", "naive", 50.0, 20)
+    server = server_config(spec)
+    assert (server.mode, server.fps, server.fixed_delay_steps, server.delay_quantile) == ("vlash", 50.0, 2, 0.95)
+
+
+def test_factories_are_checked_by_import_and_signature():
+    spec = parse_launch(good_launch())  # values only: the driver 'x.y:Z' is not imported yet
+    check_factories(spec, robots=[])  # the policy imports and takes chunk_size
+    with pytest.raises(LaunchError, match=r"robots\[0\]\.driver: factory 'x.y:Z': cannot import"):
+        check_factories(spec)
+    with pytest.raises(LaunchError, match=r"inference\.policy: tests.core.toy:StampPolicy takes no keyword 'speed'"):
+        check_factories(parse_launch(good_launch(inference={"policy": {"factory": "tests.core.toy:StampPolicy",
+                                                                       "speed": 3}})), robots=[])
+
+    def needs_task(task: str, *, fps: float = 30.0) -> None: ...
+
+    with pytest.raises(ValueError, match="missing a required argument: 'task'"):
+        check_arguments(needs_task, {"fps": 10}, "needs_task")
+    check_arguments(lambda **anything: None, {"colour": "red"}, "takes anything")  # **kwargs accepts any key
 
 
 def test_launch_file_robot_keys_bind_robots_to_client_keys(tmp_path):

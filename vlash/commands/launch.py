@@ -1,8 +1,11 @@
 """``vlash launch FILE.yaml``: start the inference process and every robot's control process.
 
-Validates the whole file first, starts the processes, prints one live status line, forwards
-Ctrl-C, stops everything (no orphans) and writes one run folder: the resolved launch file, each
-process's log, each robot's ticks/chunks/summary, ``summary.json`` and ``timeline.png``.
+Validates the whole file first (values, factories and their keyword arguments: a bad one is a
+one-line error before anything starts), starts the processes, prints one live status line,
+forwards Ctrl-C, stops everything (no orphans) and writes one run folder: the resolved launch
+file, each process's log, each robot's ticks/chunks/summary, ``summary.json`` and ``timeline.png``.
+A process that fails (a robot's driver that will not build or connect, a crashed server) fails
+the launch with that process's own last words and a non-zero exit.
 """
 
 from __future__ import annotations
@@ -31,12 +34,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 class LaunchFailed(RuntimeError):
-    """A process the launch needs could not start."""
+    """A process of the launch failed; the message is its own last words and where its log is."""
 
 
-def tail(path: Path, lines: int = 15) -> str:
+DEBUG_HINT = "(set VLASH_DEBUG=1"  # the CLI's line after a one-line error: not the error itself
+
+
+def last_words(path: Path) -> str:
+    """A failed process's own account: the last line of its log (a one-line error or a traceback's last line)."""
     text = path.read_text(errors="replace").splitlines() if path.exists() else []
-    return "\n".join(text[-lines:])
+    lines = [line.strip() for line in text if line.strip() and not line.startswith(DEBUG_HINT)]
+    return lines[-1] if lines else "(nothing in its log)"
 
 
 class Child:
@@ -46,9 +54,11 @@ class Child:
         self.name = name
         self.log = open(log_path, "w", encoding="utf-8")  # noqa: SIM115 - closed in close()
         self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=self.log, text=True, bufsize=1)
+        self.log_path = log_path
         self.status: dict[str, Any] = {}
         self.summary: dict[str, Any] | None = None
         self.reported = False
+        self.stopped = False  # True once stop() had to end it (it had not exited by itself)
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
 
@@ -63,6 +73,7 @@ class Child:
 
     def stop(self, timeout: float = 10.0) -> int:
         if self.proc.poll() is None:
+            self.stopped = True
             self.proc.send_signal(signal.SIGINT)
             try:
                 self.proc.wait(timeout)
@@ -72,6 +83,14 @@ class Child:
         self._reader.join(timeout=2)
         self.log.close()
         return self.proc.returncode
+
+    def failed(self, interrupted: bool) -> bool:
+        """Exited non-zero, other than by the Ctrl-C that stopped it (ours or the user's)."""
+        code = self.proc.returncode
+        return code != 0 and not ((self.stopped or interrupted) and code in (130, -signal.SIGINT))
+
+    def failure(self, what: str) -> str:
+        return f"{what} exited with code {self.proc.returncode}: {last_words(self.log_path)}\n(log: {self.log_path})"
 
 
 def start_processes(spec: LaunchSpec, resolved: Path, out: Path, duration: float | None) -> tuple[Child, list[Child]]:
@@ -101,7 +120,17 @@ def status_line(robots: list[Child], elapsed: float) -> str:
 
 
 def launch(spec: LaunchSpec, out: Path, duration: float | None, quiet: bool = False) -> dict[str, Any]:
-    """Run the launch spec into ``out``; returns the combined summary."""
+    """Run the launch spec into ``out``; returns the combined summary.
+
+    Raises :class:`~vlash.launchfile.LaunchError` (a ValueError) before anything starts when a
+    factory or its keyword arguments are wrong, and :class:`LaunchFailed` when a process failed
+    (after writing the run folder).
+    """
+    from vlash.commands import control, serve
+
+    serve.check(spec)  # factories are imported here, before any process or run folder exists
+    for robot in spec.robots:
+        control.check(spec, robot)
     out.mkdir(parents=True, exist_ok=True)
     resolved = out / "launch.yaml"
     resolved.write_text(yaml.safe_dump({**spec.raw, "endpoint": spec.endpoint}, sort_keys=False))
@@ -112,11 +141,12 @@ def launch(spec: LaunchSpec, out: Path, duration: float | None, quiet: bool = Fa
     last_print = 0.0
     try:
         while any(r.proc.poll() is None for r in robots):
+            if any(r.proc.poll() not in (None, 0) for r in robots):  # a robot failed: stop, say why below
+                break
             if server.proc.poll() is not None and not server.reported:
                 server.reported = True
                 if not any(r.status for r in robots):  # it never came up: nothing will run
-                    raise LaunchFailed(f"inference process exited ({server.proc.returncode}) before any robot "
-                                       f"connected:\n{tail(out / 'serve.log')}")
+                    break
                 print(f"\n[launch] inference process exited ({server.proc.returncode}); robots hold. "
                       f"See {out}/serve.log", file=sys.stderr)
             elapsed = time.monotonic() - started
@@ -133,7 +163,13 @@ def launch(spec: LaunchSpec, out: Path, duration: float | None, quiet: bool = Fa
         server.stop()
     if not quiet:
         print(file=sys.stderr)
-    return finish(spec, out, robots, interrupted)
+    summary = finish(spec, out, robots, interrupted)
+    failures = [c.failure(f"robot {c.name}: control process") for c in robots if c.failed(interrupted)]
+    if server.failed(interrupted):
+        failures.append(server.failure("inference process"))
+    if failures:
+        raise LaunchFailed("\n".join(failures))
+    return summary
 
 
 def finish(spec: LaunchSpec, out: Path, robots: list[Child], interrupted: bool) -> dict[str, Any]:
@@ -172,7 +208,7 @@ def run(args: argparse.Namespace) -> int:
     from vlash.curve import InsecureEndpointError, check_endpoint
     from vlash.launchfile import client_curve, server_curve
 
-    spec = load_launch(args.launch)  # every key checked before anything starts
+    spec = load_launch(args.launch)  # every key checked before anything starts (factories: in launch())
     try:  # and the endpoint: off-host only with CurveZMQ keys, which must load
         check_endpoint(spec.endpoint, server_curve(spec))
         client_curve(spec)

@@ -8,10 +8,9 @@ import sys
 import threading
 import time
 
-from vlash.factory import build
 from vlash.heap import freeze_startup_heap
 from vlash.inference import InferenceServer, ServerConfig
-from vlash.launchfile import LaunchSpec, load_launch
+from vlash.launchfile import LaunchError, LaunchSpec, check_factories, load_launch
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -21,28 +20,48 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no log lines")
 
 
+def latency_distribution(spec: LaunchSpec):
+    """The launch file's emulated model latency, parsed; None when it asks for none."""
+    latency = spec.inference.latency
+    if latency is None:
+        return None
+    from policies.latency import parse_latency
+
+    try:
+        return parse_latency(latency)
+    except ValueError as exc:
+        raise LaunchError(f"{spec.source}: inference.latency: {exc}") from None
+
+
+def check(spec: LaunchSpec) -> None:
+    """The inference side of the launch file, before anything starts: policy and estimator factories, latency."""
+    check_factories(spec, robots=())
+    latency_distribution(spec)
+
+
 def build_policy(spec: LaunchSpec):
     """The launch file's policy, wrapped in latency emulation when it asks for it."""
-    inference = spec.inference
-    policy = build(inference["policy"])
-    if inference.get("latency") is not None:
+    policy = spec.inference.policy.build()
+    distribution = latency_distribution(spec)
+    if distribution is not None:
         from policies.latency import LatencyEmulation
 
-        policy = LatencyEmulation(policy, distribution=str(inference["latency"]))
+        policy = LatencyEmulation(policy, distribution=distribution)
     return policy
 
 
 def server_config(spec: LaunchSpec) -> ServerConfig:
+    """The one conversion from the typed launch file to the server's settings."""
     inf = spec.inference
     return ServerConfig(
         mode=spec.mode,
-        estimator=inf.get("estimator"),
-        estimator_options=inf.get("estimator_options") or {},
+        estimator=inf.estimator,
+        estimator_options=dict(inf.estimator_options),
         fps=spec.fps,
-        fixed_delay_steps=inf.get("fixed_delay_steps"),
-        delay_quantile=inf.get("delay_quantile", 0.95),
-        delay_margin_steps=inf.get("delay_margin_steps", 1),
-        max_delay_steps=inf.get("max_delay_steps"),
+        fixed_delay_steps=inf.fixed_delay_steps,
+        delay_quantile=inf.delay_quantile,
+        delay_margin_steps=inf.delay_margin_steps,
+        max_delay_steps=inf.max_delay_steps,
     )
 
 
@@ -54,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
     from vlash.launchfile import server_curve
 
     spec = load_launch(args.launch)
+    check(spec)
     endpoint = args.endpoint or spec.endpoint
     try:  # before the (possibly slow) policy load: a refused endpoint or a bad key fails at once
         curve = server_curve(spec)
@@ -70,15 +90,14 @@ def run(args: argparse.Namespace) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     policy = build_policy(spec)
-    # require_hello: a robot the server does not know (e.g. after a restart) is told so and says
-    # Hello again, so it is never served with the server's default mode and fps
+    # the server answers Hellos itself; a robot it does not know (e.g. after a restart) is told
+    # so and says Hello again, so it is never served with the server's default mode and fps
     try:
-        bus = InferenceEndpoint(endpoint, curve=curve, require_hello=True)
+        bus = InferenceEndpoint(endpoint, curve=curve)
     except zmq.ZMQError as exc:  # e.g. the port is still held by another server
         print(f"vlash serve: cannot bind {endpoint}: {exc}", file=sys.stderr)
         return 2
     server = InferenceServer(bus, policy, server_config(spec), log=log)
-    bus.on_hello = server.on_hello
     log(f"serving {type(policy).__name__} on {endpoint} (mode {spec.mode})")
     freeze_startup_heap()  # keeps full garbage collections (~85 ms with torch) out of the model latency
     started = time.monotonic()
