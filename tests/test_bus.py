@@ -99,6 +99,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def claim(server: InferenceEndpoint, client: ControlEndpoint) -> None:
+    """``client`` says Hello, so the bus binds its robot id to it (the server's answer is not needed)."""
+    send(client, Hello(client.robot_id, 0))
+    hellos: list[Hello] = []
+    wait_for(lambda: hellos, server.poll, lambda: hellos.extend(server.hellos()), what="Hello")
+
+
 def handshake(server: InferenceEndpoint, client: ControlEndpoint) -> Config:
     """Hello from ``client``; the test plays the inference server and accepts it."""
     inbox = Inbox(client)
@@ -139,6 +146,7 @@ def test_two_robots_share_one_endpoint_and_get_only_their_own_chunks(server, cli
 
 def test_only_the_newest_observation_is_kept(server, clients):
     a = clients(server.endpoint, "arm_a")
+    claim(server, a)
     for seq in range(1, 6):
         send(a, obs("arm_a", seq))
     wait_for(lambda: server.counters.get("observations", 0) == 5, server.poll, what="5 observations")
@@ -170,7 +178,8 @@ def test_a_dropped_peer_becomes_unroutable(server, clients):
 def test_a_silent_peer_times_out_and_comes_back(clients):
     with InferenceEndpoint("tcp://127.0.0.1:*", heartbeat_timeout_s=0.3, heartbeat_interval_s=10.0) as server:
         quiet = clients(server.endpoint, "quiet")
-        send(quiet, obs("quiet", 1))  # its first and last word for a while
+        claim(server, quiet)
+        send(quiet, obs("quiet", 1))  # its last word for a while
         wait_for(lambda: server.counters.get("observations"), server.poll, what="observation")
         wait_for(
             lambda: server.counters.get("robots_timed_out"), server.poll, what="silent robot to time out"
@@ -178,25 +187,54 @@ def test_a_silent_peer_times_out_and_comes_back(clients):
         assert server.robots() == [] and server.latest() == {}  # its stale observation went too
         assert server.counters["dropped_stale"] == 1
         assert not server.send("quiet", chunk("quiet", 1, 0.0))
-        send(quiet, Heartbeat("quiet", 1, time.time()))  # it speaks again: back, and gets mail again
-        wait_for(lambda: "quiet" in server.robots(), server.poll, what="robot to come back")
-        assert server.send("quiet", chunk("quiet", 2, 3.0))
+        send(quiet, Heartbeat("quiet", 1, time.time()))  # dropped: it must claim its id again
         inbox = Inbox(quiet)
+        wait_for(lambda: inbox.of(Error), server.poll, inbox.pump, what="unknown_robot")
+        assert inbox.of(Error)[0].code == "unknown_robot" and server.robots() == []
+        claim(server, quiet)  # back, and gets mail again
+        assert "quiet" in server.robots()
+        assert server.send("quiet", chunk("quiet", 2, 3.0))
         wait_for(lambda: inbox.of(ActionChunk), inbox.pump, what="chunk after return")
 
 
-def test_a_restarted_robot_takes_over_its_id(server, clients):
-    old = clients(server.endpoint, "arm_a")
-    handshake(server, old)
-    old.close()
-    new = clients(server.endpoint, "arm_a")
-    send(new, obs("arm_a", 1))
-    wait_for(lambda: server.latest(), server.poll, what="observation from the restarted robot")
-    assert server.counters["reconnects"] == 1 and server.robots() == ["arm_a"]
-    assert server.send("arm_a", chunk("arm_a", 1, 5.0))
-    inbox = Inbox(new)
-    wait_for(lambda: inbox.of(ActionChunk), inbox.pump, what="chunk at the new connection")
-    assert inbox.of(ActionChunk)[0].actions[0, 0] == 5.0
+def test_a_robot_id_is_owned_by_its_first_hello_and_taken_over_only_once_the_owner_is_silent(clients):
+    with InferenceEndpoint("tcp://127.0.0.1:*", heartbeat_timeout_s=0.5, heartbeat_interval_s=10.0) as server:
+        owner = clients(server.endpoint, "arm_a")
+        handshake(server, owner)
+        stranger = clients(server.endpoint, "arm_a")
+        inbox = Inbox(stranger)
+        for i in range(5):  # while the owner keeps talking, nothing the stranger says gets through
+            send(owner, Heartbeat("arm_a", i, time.time()))
+            send(stranger, Hello("arm_a", 0, {}, 30.0, "sync"))
+            send(stranger, obs("arm_a", 100 + i, 9.0))
+        wait_for(lambda: len(inbox.of(Error)) == 10, server.poll, inbox.pump, what="ten refusals")
+        assert {e.code for e in inbox.of(Error)} == {"id_taken"} and server.counters["rejected_id_taken"] == 10
+        assert server.hellos() == [] and server.latest() == {}  # the server never saw them
+        assert server.send("arm_a", chunk("arm_a", 1, 5.0))
+        mine = Inbox(owner)
+        wait_for(lambda: mine.of(ActionChunk), mine.pump, what="chunk at the owner")
+        assert not inbox.of(ActionChunk)
+        owner.close()  # the robot died; once it has been silent for the timeout, a Hello takes over
+        claimed: list[Hello] = []
+
+        def hello_again() -> None:
+            send(stranger, Hello("arm_a", 0, {}, 30.0, "sync"))
+            server.poll()
+            claimed.extend(server.hellos())
+
+        wait_for(lambda: claimed, hello_again, what="takeover after the owner went silent")
+        assert server.counters["robots_timed_out"] == 1 and server.robots() == ["arm_a"]
+        assert server.send("arm_a", chunk("arm_a", 2, 7.0))
+        wait_for(lambda: inbox.of(ActionChunk), inbox.pump, what="chunk at the new owner")
+        assert inbox.of(ActionChunk)[0].actions[0, 0] == 7.0
+
+
+def test_an_observation_for_an_id_nobody_claimed_is_answered_unknown_robot(server, clients):
+    ghost = clients(server.endpoint, "ghost")
+    inbox = Inbox(ghost)
+    send(ghost, obs("ghost", 1))
+    wait_for(lambda: inbox.of(Error), server.poll, inbox.pump, what="unknown_robot")
+    assert inbox.of(Error)[0].code == "unknown_robot" and server.latest() == {} and server.robots() == []
 
 
 # --- bad input ------------------------------------------------------------------------------
@@ -242,6 +280,7 @@ def test_malformed_messages_are_counted_and_the_server_keeps_serving(clients):
             assert c[f"rejected_{reason}"] >= 1, reason
         assert server.robots() == [] and server.latest() == {}
         a = clients(server.endpoint, "arm_a")  # still serving
+        claim(server, a)
         send(a, obs("arm_a", 1))
         wait_for(lambda: server.latest(), server.poll, what="valid observation after garbage")
 
@@ -253,6 +292,7 @@ def test_raw_tcp_garbage_and_half_sent_messages_do_not_disturb_the_server(server
         with socket.create_connection(("127.0.0.1", port)) as raw:
             raw.sendall(payload)  # ... and vanish mid-message
     a = clients(server.endpoint, "arm_a")
+    claim(server, a)
     send(a, obs("arm_a", 1))
     wait_for(lambda: server.latest(), server.poll, what="valid observation after raw garbage")
     assert server.robots() == ["arm_a"]
@@ -321,6 +361,7 @@ def test_heartbeats_both_ways(clients):
         "tcp://127.0.0.1:*", heartbeat_timeout_s=30.0, heartbeat_interval_s=0.01
     ) as server:
         a = clients(server.endpoint, "arm_a", heartbeat_interval_s=0.01)
+        claim(server, a)
         inbox = Inbox(a)
         wait_for(
             lambda: a.maybe_heartbeat() or a.counters.get("heartbeats_sent", 0) > 0, what="heartbeat send"

@@ -16,6 +16,7 @@ its cameras; with ``robot_keys`` a client key may speak only for the robots boun
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -138,9 +139,16 @@ class _Endpoint:
 
 @dataclass
 class _Peer:
-    identity: bytes
+    identity: bytes  # the connection that owns the robot id
     last_heard: float
     last_sent: float
+    key: str | None = None  # its CurveZMQ public key (Z85), when keys are in use
+
+
+OWNERSHIP_HINTS = {
+    "unknown_robot": "send Hello first",
+    "id_taken": "another connection owns this robot id (it is taken over only once its owner is silent)",
+}
 
 
 def _user_id(frame: zmq.Frame) -> str | None:
@@ -245,7 +253,11 @@ class InferenceEndpoint(_Endpoint):
         if isinstance(msg, ActionChunk | Config):
             self.rejects.reject(ProtocolError("kind", "direction", f"{msg.KIND} sent to the server"), robot)
             return 0
-        self._track(robot, identity, now)
+        refused = self._route(robot, identity, _user_id(frames[1]), isinstance(msg, Hello), now)
+        if refused:
+            self.rejects.reject(ProtocolError("robot_id", refused, f"{robot!r:.40}"), identity.hex())
+            self._send_to(identity, Error(robot, self._next_seq(), refused, OWNERSHIP_HINTS[refused]))
+            return 0
         if isinstance(msg, Hello):
             self.stats["hellos"] += 1
             if len(self._hellos) < self.max_batch:
@@ -262,18 +274,40 @@ class InferenceEndpoint(_Endpoint):
             log.warning("robot %s reports %s: %s", robot, msg.code, msg.message)
         return 1
 
-    def _track(self, robot: str, identity: bytes, now: float) -> None:
+    def _route(self, robot: str, identity: bytes, key: str | None, hello: bool, now: float) -> str:
+        """Who may speak for ``robot``: "" if this connection may, else the refusal code.
+
+        A robot id is owned by the connection whose Hello claimed it first. Another connection is
+        refused (``id_taken``) while the owner is alive; it takes over with a Hello once the owner
+        has been silent for ``heartbeat_timeout_s`` (the owner is then dropped), or at once when it
+        holds the owner's CurveZMQ key. Until a Hello claims it, an id gets ``unknown_robot``.
+        """
         peer = self._peers.get(robot)
+        if peer is not None and now - peer.last_heard > self.heartbeat_timeout_s:
+            self._drop(robot, peer, now)
+            peer = None
         if peer is None:
-            self._peers[robot] = _Peer(identity, now, now)
+            if not hello:
+                return "unknown_robot"
+            self._peers[robot] = _Peer(identity, now, now, key)
             self.stats["robots_joined"] += 1
             log.info("robot %s connected", robot)
-        else:
-            if peer.identity != identity:  # the robot restarted (or reconnected): new route
-                peer.identity = identity
-                self.stats["reconnects"] += 1
-                log.info("robot %s reconnected", robot)
-            peer.last_heard = now
+            return ""
+        if peer.identity != identity:
+            if not (hello and key is not None and key == peer.key):
+                return "id_taken"
+            peer.identity = identity  # the same key from a new connection: the robot restarted
+            self.stats["takeovers"] += 1
+            log.info("robot %s reconnected (same key)", robot)
+        peer.last_heard = now
+        return ""
+
+    def _drop(self, robot: str, peer: _Peer, now: float) -> None:
+        del self._peers[robot]
+        if self._newest.pop(robot, None) is not None:
+            self.stats["dropped_stale"] += 1
+        self.stats["robots_timed_out"] += 1
+        log.warning("robot %s silent for %.1f s: dropped", robot, now - peer.last_heard)
 
     # --- sending -----------------------------------------------------------------------------
     def send(self, robot_id: str, msg: Message) -> bool:
@@ -315,11 +349,7 @@ class InferenceEndpoint(_Endpoint):
     def _housekeeping(self, now: float) -> None:
         for robot, peer in list(self._peers.items()):
             if now - peer.last_heard > self.heartbeat_timeout_s:
-                del self._peers[robot]
-                if self._newest.pop(robot, None) is not None:
-                    self.stats["dropped_stale"] += 1
-                self.stats["robots_timed_out"] += 1
-                log.warning("robot %s silent for %.1f s: dropped", robot, now - peer.last_heard)
+                self._drop(robot, peer, now)
             elif now - peer.last_sent >= self.heartbeat_interval_s:
                 self.send(robot, Heartbeat(robot, self._next_seq(), time.time()))
 
@@ -368,6 +398,8 @@ class ControlEndpoint(_Endpoint):
         super().__init__(zmq.DEALER, limits, sndhwm=send_queue, rcvhwm=64, source=f"control bus {robot_id}")
         try:
             sock = self._socket()
+            # a fixed routing id per process: after a TCP reconnect the server still sees the owner
+            sock.setsockopt(zmq.ROUTING_ID, b"r" + os.urandom(15))
             sock.setsockopt(zmq.RECONNECT_IVL, 100)
             sock.setsockopt(zmq.RECONNECT_IVL_MAX, 1000)
             if curve is not None:

@@ -46,6 +46,36 @@ class ControlConfig:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+ANSWER_FAILED = ("policy_error", "invalid_chunk", "invalid_observation")  # Errors that answer an observation
+
+
+def chunk_problem(
+    chunk: ActionChunk, robot_id: str, sent_step: int | None, newest_obs_step: int,
+    max_delay_steps: int, chunk_size: int, action_dim: int,
+) -> str:
+    """Why the robot must not execute ``chunk`` ("" if it may): the one acceptance rule, pure.
+
+    A chunk is executed only if it answers an observation this control process sent
+    (``sent_step``: the step that observation was for, None if it sent no such ``obs_seq``),
+    starts within ``[obs_step, obs_step + Δmax]``, has 1..H rows of ``action_dim`` finite values
+    and is not older than a chunk already taken. Any integer, float or size is handled.
+    """
+    if chunk.robot_id != robot_id:
+        return "robot"
+    if sent_step is None or chunk.obs_step != sent_step:
+        return "unrequested"
+    if chunk.obs_step < newest_obs_step:
+        return "stale"
+    if not 0 <= chunk.start_step - chunk.obs_step <= max_delay_steps or not 0 <= chunk.delay_steps <= max_delay_steps:
+        return "start_step"
+    actions = chunk.actions
+    if actions.ndim != 2 or not 1 <= actions.shape[0] <= chunk_size or actions.shape[1] != action_dim:
+        return "shape"
+    if not np.all(np.isfinite(actions)):
+        return "invalid"
+    return ""
+
+
 class HelloRefused(ValueError):
     """The inference server refused this robot at the handshake (the reason is in the message)."""
 
@@ -223,6 +253,9 @@ class ControlLoop:
                 self._introduce_again(now)
             elif isinstance(message, Error) and message.code == "wrong_key":
                 self._report_refused_key(message.robot_id)
+            elif isinstance(message, Error) and message.code in ANSWER_FAILED and message.seq == self._in_flight_seq:
+                self._in_flight_seq = None  # no chunk will come for it: ask again at the next tick
+                self.scheduler.cancel_request()
         return None
 
     def _on_config(self, config: Config) -> None:
@@ -256,29 +289,35 @@ class ControlLoop:
             self._in_flight_seq = None
             self.scheduler.cancel_request()
 
+    @property
+    def max_delay_steps(self) -> int:
+        """Δmax: the cap the server stated in its Config (else the chunk size), the latest start a chunk may have."""
+        told = self.server_policy.get("max_delay_steps")
+        if type(told) is int and 0 <= told <= self.config.chunk_size:
+            return told
+        return self.config.chunk_size
+
     def _on_chunk(self, chunk: ActionChunk, now: float) -> Arrival | None:
-        feats = self.driver.features
-        actions = np.asarray(chunk.actions, dtype=np.float32)
-        if chunk.robot_id != self.config.robot_id:
-            self.counters["chunk_rejected_robot"] += 1
+        """An arrival if ``chunk`` answers an observation this process sent; otherwise counted and dropped."""
+        sent = self._sent.get(chunk.obs_seq)
+        problem = chunk_problem(chunk, self.config.robot_id, None if sent is None else sent[1], self._newest_obs_step,
+                                self.max_delay_steps, self.config.chunk_size, self.driver.features.action_dim)
+        if problem:
+            self.counters[f"chunk_rejected_{problem}"] += 1
+            if self.counters[f"chunk_rejected_{problem}"] == 1:  # once per reason, never per message
+                log.warning("robot %s: dropped a chunk (%s); further ones are only counted", self.config.robot_id, problem)
             return None
-        if actions.ndim != 2 or actions.shape[1] != feats.action_dim or not np.all(np.isfinite(actions)):
-            self.counters["chunk_rejected_invalid"] += 1
-            return None
-        if chunk.obs_step < self._newest_obs_step:
-            self.counters["chunk_rejected_stale"] += 1
-            return None
+        del self._sent[chunk.obs_seq]  # answered: a replay of it is unrequested
         self._newest_obs_step = chunk.obs_step
-        sent = self._sent.pop(chunk.obs_seq, None)
-        rtt_ms = (now - sent[0]) * 1000.0 if sent else float("nan")
-        if sent:
-            self._last_rtt_ms = rtt_ms
-            self._rtt_ms.append(rtt_ms)
+        rtt_ms = (now - sent[0]) * 1000.0
+        self._last_rtt_ms = rtt_ms
+        self._rtt_ms.append(rtt_ms)
         answers = chunk.obs_seq == self._in_flight_seq
         if answers:
             self._in_flight_seq = None
-        self.server_delay_steps = max(0, int(chunk.delay_steps))
-        return Arrival(chunk.start_step, actions, chunk.chunk_id, answers, meta=(chunk, rtt_ms))
+        self.server_delay_steps = int(chunk.delay_steps)
+        actions = np.asarray(chunk.actions, dtype=np.float32)
+        return Arrival(chunk.start_step, actions, None, answers, meta=(chunk, rtt_ms))
 
     def _log_chunk(self, arrival: Arrival, installed, step: int) -> None:
         chunk, rtt_ms = arrival.meta
@@ -286,7 +325,8 @@ class ControlLoop:
         if self.run_log is not None:
             self.run_log.chunks.write(
                 {
-                    "chunk": chunk.chunk_id,
+                    "chunk": installed.chunk_id,
+                    "server_chunk": chunk.chunk_id,
                     "obs_step": chunk.obs_step,
                     "start_step": chunk.start_step,
                     "arrival_step": step,

@@ -133,8 +133,9 @@ class InferenceServer:
         cap = max(1, horizon - 1)  # Δ stays below K: a late estimate must never skip the whole horizon
         if self.config.max_delay_steps is not None:
             cap = min(cap, self.config.max_delay_steps)
-        if self.config.fixed_delay_steps is not None:
-            delay: FixedDelay | RoundTripDelay = FixedDelay(self.config.fixed_delay_steps)
+        if self.config.fixed_delay_steps is not None:  # the user's Δ is taken as given
+            cap = self.config.fixed_delay_steps
+            delay: FixedDelay | RoundTripDelay = FixedDelay(cap)
         else:
             delay = RoundTripDelay(
                 dt=1.0 / fps,
@@ -165,7 +166,7 @@ class InferenceServer:
             except Exception as exc:  # a failing policy must not take the server down
                 self.counters["policy_errors"] += 1
                 self.log(f"robot {robot_id}: policy failed: {exc!r}")
-                self.bus.send(robot_id, Error(robot_id=robot_id, seq=0, code="policy_error", message=str(exc)[:500]))
+                self.bus.send(robot_id, Error(robot_id=robot_id, seq=obs.seq, code="policy_error", message=str(exc)[:500]))
         return sent
 
     def serve(self, obs: Observation, polled_at: float) -> int:
@@ -187,7 +188,7 @@ class InferenceServer:
             problem = f"plan has {plan.shape[1]} columns, the policy makes {feats.action_dim}-dim actions"
         if problem:  # a well-formed message that does not fit this policy: say so, never call it
             self.counters["invalid_observations"] += 1
-            self.bus.send(obs.robot_id, Error(robot_id=obs.robot_id, seq=0, code="invalid_observation", message=problem))
+            self.bus.send(obs.robot_id, Error(robot_id=obs.robot_id, seq=obs.seq, code="invalid_observation", message=problem))
             return 0
         request = plan_request(
             session.mode,
@@ -213,7 +214,7 @@ class InferenceServer:
         if actions.ndim != 2 or actions.shape[1] != self.policy.features.action_dim or not np.all(np.isfinite(actions)):
             self.counters["invalid_chunks"] += 1
             self.log(f"robot {obs.robot_id}: policy returned an invalid chunk {actions.shape}; not sent")
-            self.bus.send(obs.robot_id, Error(robot_id=obs.robot_id, seq=0, code="invalid_chunk", message=str(actions.shape)))
+            self.bus.send(obs.robot_id, Error(robot_id=obs.robot_id, seq=obs.seq, code="invalid_chunk", message=str(actions.shape)))
             return 0
         self._chunk_id += 1
         chunk = ActionChunk(

@@ -37,7 +37,7 @@ class StampPolicy:
     supports_rtc = False
 
     def __init__(self, chunk_size: int = 8, dim: int = 2):
-        self.chunk_size = chunk_size
+        self.chunk_size, self.dim = chunk_size, dim
         self.features = PolicyFeatures(state_dim=dim, action_dim=dim)
         self.seen: list[PolicyObservation] = []
 
@@ -47,7 +47,7 @@ class StampPolicy:
     def predict_chunk(self, observation: PolicyObservation) -> np.ndarray:
         self.seen.append(observation)
         i = np.arange(self.chunk_size, dtype=np.float32)
-        chunk = np.zeros((self.chunk_size, self.features.action_dim), np.float32)
+        chunk = np.zeros((self.chunk_size, self.dim), np.float32)
         chunk[:, 0], chunk[:, 1] = observation.step * 1000 + i, i
         return chunk
 
