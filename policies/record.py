@@ -15,7 +15,7 @@ import logging
 import shutil
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -122,13 +122,13 @@ def _frame(obs: dict[str, Any], action: np.ndarray, task: str, cameras: Sequence
     return frame
 
 
-def record(options: RecordOptions) -> RecordSummary:
-    """Record ``options.episodes`` expert episodes to ``options.out`` and return a summary."""
-    try:
-        import sim
-        from sim.experts import make_expert
-    except ImportError as exc:
-        raise RuntimeError(f"the simulator package 'sim' is not importable ({exc})") from exc
+def record(options: RecordOptions, make_task: Callable[..., Any], make_expert: Callable[..., Any]) -> RecordSummary:
+    """Record ``options.episodes`` expert episodes to ``options.out`` and return a summary.
+
+    ``make_task(name, **kwargs)`` builds the environment and ``make_expert(name, chunk_size=...)``
+    its scripted expert (e.g. ``sim.make_task`` and ``sim.experts.make_expert``): the simulator
+    plugs in here, policies/ does not import it.
+    """
     from lerobot.datasets import LeRobotDataset
     from tqdm import tqdm
 
@@ -147,7 +147,7 @@ def record(options: RecordOptions) -> RecordSummary:
     if options.max_steps:
         make_kwargs["max_steps"] = options.max_steps
     try:
-        env = sim.make_task(options.task, **make_kwargs)
+        env = make_task(options.task, **make_kwargs)
     except (KeyError, ValueError) as exc:
         raise ValueError(f"cannot make sim task {options.task!r}: {exc}") from exc
     base = env.unwrapped

@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as exc:  # bad input: one clear line, not a traceback
         if os.environ.get("VLASH_DEBUG"):
             raise
-        print(f"vlash {name}: error: {exc}\n(set VLASH_DEBUG=1 for the traceback)", file=sys.stderr)
+        print(f"vlash {name}: error: {exc} (VLASH_DEBUG=1 shows the traceback)", file=sys.stderr)
         return 2
 
 

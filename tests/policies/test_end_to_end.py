@@ -12,6 +12,8 @@ pytest.importorskip("sim.experts", reason="the sim package (tasks + scripted exp
 from policies.lerobot_adapter import load_policy  # noqa: E402
 from policies.record import RecordOptions, _policy_observation, record  # noqa: E402
 from policies.train import TrainOptions, train  # noqa: E402
+from sim import make_task  # noqa: E402
+from sim.experts import make_expert  # noqa: E402
 from vlash.cli import main as vlash_main  # noqa: E402
 
 
@@ -20,7 +22,7 @@ def test_record_train_load_predict(tmp_path: Path) -> None:
 
     import sim
 
-    summary = record(RecordOptions(task="reach", episodes=3, out=tmp_path / "demos", progress=False))
+    summary = record(RecordOptions(task="reach", episodes=3, out=tmp_path / "demos", progress=False), make_task, make_expert)
     assert summary.episodes == 3 and summary.frames == sum(summary.episode_lengths) > 0
 
     dataset = LeRobotDataset("vlash/demos", root=tmp_path / "demos")  # LeRobot opens it offline

@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 
 from policies.record import RecordOptions, record
+from sim import make_task
+from sim.experts import make_expert
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -48,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
     )
     try:
-        summary = record(options)
+        summary = record(options, make_task, make_expert)
     except (ValueError, FileExistsError, RuntimeError) as exc:
         print(f"vlash record: {exc}", file=sys.stderr)
         return 2
