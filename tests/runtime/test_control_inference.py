@@ -29,9 +29,9 @@ class Pump:
                                                  request_timeout_s=0.5)
         )
         self.loop.hello()
-        assert self.server_bus._socket().poll(2000)  # the Hello
+        assert self.server_bus._socket().poll(10_000)  # the Hello
         self.server.step(timeout_ms=0)  # answered with a Config
-        assert self.bus.poll(2000)
+        assert self.bus.poll(10_000)
         self.now = 0.0
 
     def tick(self, step):
@@ -40,7 +40,7 @@ class Pump:
 
     def serve(self):
         """Answer the waiting observation and make sure the chunk is at the robot before the next tick."""
-        assert self.server_bus.poll(2000) >= 1
+        assert self.server_bus.poll(10_000) >= 1
         assert self.server.step(timeout_ms=0) == 1
         wait_for_mail(self.bus)
 
@@ -49,7 +49,7 @@ class Pump:
         self.server_bus.close()
 
 
-def wait_for_mail(bus, timeout_ms=2000):
+def wait_for_mail(bus, timeout_ms=10_000):
     sock = bus._socket()
     assert sock.poll(timeout_ms), "no chunk arrived"
 
@@ -122,7 +122,7 @@ def test_invalid_policy_output_never_reaches_the_driver(pumps):
         pump.tick(step)
         if pump.loop.counters["observations_sent"] > sent:
             sent = pump.loop.counters["observations_sent"]
-            assert pump.server_bus.poll(2000) >= 1
+            assert pump.server_bus.poll(10_000) >= 1
             if pump.server.step(0):
                 wait_for_mail(pump.bus)
     assert pump.server.counters["invalid_chunks"] >= 1
@@ -149,11 +149,13 @@ def test_dead_server_means_hold_then_resume_on_restart(pumps):
     pump.server_bus = restarted
     pump.server = InferenceServer(restarted, pump.policy, ServerConfig(mode="vlash", fixed_delay_steps=1))
     chunks_before = pump.loop.chunks
-    for step in range(40, 80):
+    step = 40
+    while pump.loop.chunks <= chunks_before + 2:  # ZeroMQ reconnects on its own; no deadline in ticks
+        assert step < 1000, "no fresh chunks after the restart"
         pump.now = step / 30.0 + 2.0
         pump.loop.tick(step, pump.now)
         if restarted.poll(50):
             pump.server.step(0)
             wait_for_mail(pump.bus)
-    assert pump.loop.chunks > chunks_before
+        step += 1
     assert origin(pump.driver.sent[-1])[0] >= 40  # acting on fresh chunks again

@@ -76,21 +76,22 @@ def test_killed_inference_means_hold_then_resume_after_restart(tmp_path, procs):
         procs.append(p)
         return p
 
-    def status_lines(proc, n):
+    def status_lines(proc, n, until=lambda status: True, most=60):
+        """The status after ``n`` more lines, and further until ``until(status)`` (at most ``most`` lines)."""
         out = []
-        while len(out) < n:
+        while len(out) < n or not until(out[-1]):
             line = proc.stdout.readline()
             assert line, "control process ended early"
             if line.startswith("STATUS "):
                 out.append(json.loads(line[7:]))
+            assert len(out) <= most, f"no such status in {most} lines: {out[-1]}"
         return out[-1]
 
     server = serve()
     control = subprocess.Popen(vlash + ["control", str(launch_file), "--out", str(tmp_path / "run"), "--status", "json",
                                         "--duration", "30"], cwd=REPO, stdout=subprocess.PIPE, text=True)
     procs.append(control)
-    before = status_lines(control, 2)
-    assert before["chunks"] > 0
+    before = status_lines(control, 1, until=lambda s: s["chunks"] > 0)
     server.send_signal(signal.SIGKILL)
     server.wait(10)
     dead = status_lines(control, 2)
@@ -98,8 +99,8 @@ def test_killed_inference_means_hold_then_resume_after_restart(tmp_path, procs):
     assert held["ticks"] > dead["ticks"] > before["ticks"]  # still ticking
     assert held["chunks"] == dead["chunks"]  # nothing new while the server is gone
     serve()
-    resumed = status_lines(control, 3)
-    assert resumed["chunks"] > held["chunks"]  # execution resumed on fresh chunks
+    resumed = status_lines(control, 1, until=lambda s: s["chunks"] > held["chunks"])  # fresh chunks again
+    assert resumed["ticks"] > held["ticks"]
     control.send_signal(signal.SIGINT)
     out, _ = control.communicate(timeout=20)
     summary = json.loads(next(line for line in out.splitlines() if line.startswith("SUMMARY "))[8:])
