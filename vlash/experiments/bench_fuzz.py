@@ -47,6 +47,12 @@ class ZeroPolicy:
         self.chunk_size = chunk_size
         self.features = PolicyFeatures(state_dim=action_dim, action_dim=action_dim)
 
+    @staticmethod
+    def robot_features(action_dim: int = 2) -> dict[str, Any]:
+        """The features a robot announces in its Hello to be served by this policy."""
+        names = [f"joint{i}" for i in range(action_dim)]
+        return {"joint_names": names, "action_names": names, "action_kind": "absolute"}
+
     def reset(self) -> None:
         pass
 
@@ -111,7 +117,7 @@ def fuzz_endpoint(n: int, seed: int, hang_s: float, folder: Path, probe_every: i
     sock.setsockopt(zmq.LINGER, 0)
     sock.connect(endpoint)
     try:
-        probe.send(Hello("probe", 0, fps=30.0))
+        probe.send(Hello("probe", 0, features=ZeroPolicy.robot_features(), fps=30.0))
         if not _wait_for(probe, Config, 60.0):
             raise RuntimeError(f"vlash serve did not answer: {(folder / 'serve.log').read_text()[-2000:]}")
         rss_start = rss_warm = _rss_mb(server.pid)

@@ -121,6 +121,9 @@ def part_reaction(out: Path, seconds: float, quick: bool) -> dict[str, Any]:
     return results
 
 
+QUANTIZATION_DELAY, QUANTIZATION_HORIZON = 3, 24  # part d: vlash at Δ=3, K=24 (a multiple of q = 1, 2, 3)
+
+
 def part_quantization(quick: bool) -> list[dict]:
     from vlash.experiments.evaluation import Cell, run_cell
 
@@ -128,7 +131,8 @@ def part_quantization(quick: bool) -> list[dict]:
     rows = []
     for task in (["reach"] if quick else ["reach", "pick_place"]):
         for q in (1, 2, 3):
-            rec = run_cell(Cell(task, "vlash", 3, "expert", tuple(range(episodes)), 50, 24, q))
+            rec = run_cell(Cell(task, "vlash", QUANTIZATION_DELAY, "expert", tuple(range(episodes)), 50,
+                                QUANTIZATION_HORIZON, q))
             rows.append({"task": task, "q": q, "success_rate": rec["success_rate"], "mean_steps": rec["mean_steps"],
                          "seconds_at_30hz": None if rec["mean_steps"] is None else round(rec["mean_steps"] / 30, 3)})
     for row in rows:
@@ -210,7 +214,7 @@ def markdown(result: dict[str, Any]) -> str:
     lines += table(["run", "events", "reaction p50 ms", "reaction max ms", "touch p50 ms", "stall ticks"], (
         [name, r["events"], r["reaction_ms_p50"], r["reaction_ms_max"], r["touch_ms_p50"], r["stall_ticks"]]
         for name, r in result.get("reaction", {}).items()))
-    lines += ["## (d) Action quantization (virtual time, vlash, Δ=3, K=24)", ""]
+    lines += [f"## (d) Action quantization (virtual time, vlash, Δ={QUANTIZATION_DELAY}, K={QUANTIZATION_HORIZON})", ""]
     lines += table(["task", "q", "success", "mean steps", "seconds @30 Hz", "speed-up"], (
         [r["task"], r["q"], f"{100 * r['success_rate']:.0f}%", r["mean_steps"], r["seconds_at_30hz"], r.get("speedup", "–")]
         for r in result.get("quantization", [])))

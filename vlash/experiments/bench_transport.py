@@ -83,9 +83,9 @@ def _observation(seq: int, images: dict[str, np.ndarray], state: np.ndarray):
 
 
 def _serve(conn: Any) -> None:
-    """Inference side: answer every observation with a chunk until told to stop (or idle 60 s)."""
+    """Inference side: accept every Hello, answer every observation with a chunk until told to stop (or idle 60 s)."""
     from vlash.bus import InferenceEndpoint
-    from vlash.messages import ActionChunk
+    from vlash.messages import ActionChunk, Config
 
     actions = np.linspace(-1, 1, CHUNK_LEN * STATE_DIM, dtype=np.float32).reshape(CHUNK_LEN, STATE_DIM)
     with InferenceEndpoint("tcp://127.0.0.1:*", heartbeat_timeout_s=60.0) as bus:
@@ -97,6 +97,8 @@ def _serve(conn: Any) -> None:
                     break
                 continue
             idle_since = time.monotonic()
+            for hello in bus.hellos():
+                bus.send(hello.robot_id, Config(hello.robot_id, 0, True, {"chunk_size": CHUNK_LEN}))
             for robot, obs in bus.latest().items():
                 bus.send(
                     robot, ActionChunk(robot, obs.seq, obs.seq, obs.seq, obs.step, obs.step + 1, actions)
@@ -107,7 +109,7 @@ def _serve(conn: Any) -> None:
 def measure(round_trips: int, warmup: int = 200, jpeg_quality: int | None = None) -> dict[str, Any]:
     """Run the benchmark and return the figures written to ``transport.json``."""
     from vlash.bus import ControlEndpoint
-    from vlash.messages import ActionChunk, decode, encode
+    from vlash.messages import ActionChunk, Config, Hello, decode, encode
 
     images = test_images()
     state = np.linspace(-0.5, 0.5, STATE_DIM, dtype=np.float32)
@@ -123,6 +125,8 @@ def measure(round_trips: int, warmup: int = 200, jpeg_quality: int | None = None
             raise RuntimeError("benchmark server did not start")
         endpoint = parent.recv()
         with ControlEndpoint(endpoint, "bench", jpeg_quality=jpeg_quality, heartbeat_timeout_s=60.0) as bus:
+            if not _handshake(bus, Hello("bench", 0, fps=30.0), Config):
+                raise RuntimeError("benchmark server did not answer the Hello")
             for seq in range(warmup + round_trips):
                 obs = _observation(seq, images, state)
                 t0 = time.perf_counter()
@@ -177,6 +181,16 @@ def measure(round_trips: int, warmup: int = 200, jpeg_quality: int | None = None
         "server_counters": server_counters,
         "machine": _machine(),
     }
+
+
+def _handshake(bus: Any, hello: Any, config_type: type, timeout_s: float = 10.0) -> bool:
+    """Send ``hello`` (the bus routes only robots that said Hello) and wait for its Config."""
+    deadline = time.monotonic() + timeout_s
+    bus.send(hello)
+    while time.monotonic() < deadline:
+        if any(isinstance(msg, config_type) for msg in bus.poll(timeout_ms=100)):
+            return True
+    return False
 
 
 def _round_trip(bus: Any, obs: Any, chunk_type: type) -> Any:

@@ -1,24 +1,27 @@
 """Virtual-time evaluation: tasks x modes x delays x policies x seeds, deterministic.
 
 Each grid cell runs its episodes through :func:`vlash.virtual_time.run_episode`; cells may run
-in parallel processes. Environments and policies are named by factory paths (data), so the
-core never imports a concrete simulator or policy.
+in parallel processes. The sim tasks, the scripted expert and the checkpoint loader are named
+by the factory paths of :mod:`vlash.experiments.parts`. A checkpoint brings its own chunk size;
+the cell's ``chunk_size`` is the scripted expert's.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+import multiprocessing as mp
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from vlash.experiments.parts import CHECKPOINT_POLICY, SIM_EXPERT, SIM_TASK
 from vlash.factory import resolve
+from vlash.scheduler import Mode, default_estimator, parse_mode
 from vlash.virtual_time import RunConfig, run_episode
-
-ENV_FACTORY = "sim:make_task"
-EXPERT_FACTORY = "sim.experts:make_expert"
-CHECKPOINT_FACTORY = "policies.lerobot_adapter:load_policy"
 
 
 @dataclass(frozen=True)
@@ -30,11 +33,16 @@ class Cell:
     delay: int
     policy: str  # "expert" or a checkpoint path
     seeds: tuple[int, ...]
-    chunk_size: int = 50
-    execution_horizon: int | None = None
+    chunk_size: int = 50  # the scripted expert's; a checkpoint has its own
+    execution_horizon: int | None = None  # default: half the policy's chunk size (see default_horizon)
     quantization: int = 1
-    estimator: str | None = None
+    estimator: str | None = None  # vlash mode only; default: vlash.scheduler.default_estimator
     env_options: dict[str, Any] = field(default_factory=dict)
+
+
+def default_horizon(chunk_size: int) -> int:
+    """The evaluation's execution horizon K when none is given: half the chunk (25 of 50)."""
+    return max(1, chunk_size // 2)
 
 
 def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -48,14 +56,18 @@ def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, flo
     return (max(0.0, centre - half), min(1.0, centre + half))
 
 
+MODE_ORDER = ("sync", "naive", "vlash", "rtc")  # the column order of every report
+
+
 _CHECKPOINTS: dict[str, Any] = {}  # path -> loaded policy, per process: a worker loads each checkpoint once
 
 
-def make_policy(cell: Cell, env):
+def make_policy(cell: Cell, env) -> Any:
+    """The scripted expert (with the cell's chunk size) or the checkpoint (with its own)."""
     if cell.policy == "expert":
-        return resolve(EXPERT_FACTORY)(cell.task, chunk_size=cell.chunk_size)
+        return resolve(SIM_EXPERT)(cell.task, chunk_size=cell.chunk_size)
     if cell.policy not in _CHECKPOINTS:  # run_episode resets the policy at every episode start
-        _CHECKPOINTS[cell.policy] = resolve(CHECKPOINT_FACTORY)(
+        _CHECKPOINTS[cell.policy] = resolve(CHECKPOINT_POLICY)(
             cell.policy, robot_features=getattr(env.unwrapped, "features", None)
         )
     return _CHECKPOINTS[cell.policy]
@@ -74,26 +86,28 @@ def reaction_steps(episodes: list) -> float | None:
 
 def run_cell(cell: Cell) -> dict[str, Any]:
     """Run every seed of one cell; returns its result record."""
-    env = resolve(ENV_FACTORY)(cell.task, **cell.env_options)
-    policy = make_policy(cell, env)
-    if cell.mode == "rtc" and not getattr(policy, "supports_rtc", False):
+    mode = parse_mode(cell.mode)
+    env = resolve(SIM_TASK)(cell.task, **cell.env_options)
+    try:
+        policy = make_policy(cell, env)
+        if mode is Mode.RTC and not getattr(policy, "supports_rtc", False):
+            raise ValueError(f"mode 'rtc' needs a policy that supports real-time chunking; {cell.policy!r} on "
+                             f"{cell.task!r} does not (LeRobot's pi0, pi05 and smolvla do)")
+        horizon = cell.execution_horizon or default_horizon(policy.chunk_size)  # the scheduler checks K <= H
+        estimator = cell.estimator if mode is Mode.VLASH else None  # None: the scheduler's default rule
+        estimator_name = estimator or default_estimator(mode, policy.action_kind)
+        options = {"fps": getattr(env.unwrapped, "fps", 30.0)} if estimator_name == "model" else {}
+        config = RunConfig(
+            mode=mode.value,
+            delay_steps=cell.delay,
+            execution_horizon=horizon,
+            quantization=cell.quantization,
+            estimator=estimator,
+            estimator_options=options,
+        )
+        episodes = [run_episode(env, policy, config, seed=s) for s in cell.seeds]
+    finally:
         env.close()
-        raise ValueError(f"mode 'rtc' needs a policy that supports real-time chunking; {cell.policy!r} on "
-                         f"{cell.task!r} does not (LeRobot's pi0, pi05 and smolvla do)")
-    estimator = cell.estimator if cell.mode == "vlash" else None
-    options = {}
-    if estimator == "model":
-        options = {"fps": getattr(env.unwrapped, "fps", 30.0)}
-    config = RunConfig(
-        mode=cell.mode,
-        delay_steps=cell.delay,
-        execution_horizon=cell.execution_horizon,
-        quantization=cell.quantization,
-        estimator=estimator,
-        estimator_options=options,
-    )
-    episodes = [run_episode(env, policy, config, seed=s) for s in cell.seeds]
-    env.close()
     wins = [e for e in episodes if e.success]
     low, high = wilson_interval(len(wins), len(episodes))
     extra = [e.final_info.get("tracking_error") for e in episodes if e.final_info.get("tracking_error") is not None]
@@ -102,9 +116,10 @@ def run_cell(cell: Cell) -> dict[str, Any]:
         "mode": cell.mode,
         "delay": cell.delay,
         "policy": cell.policy,
-        "estimator": estimator or ("target" if cell.mode == "vlash" else "none"),
+        "estimator": estimator_name,
         "quantization": cell.quantization,
-        "execution_horizon": cell.execution_horizon or cell.chunk_size,
+        "chunk_size": policy.chunk_size,
+        "execution_horizon": horizon,
         "episodes": len(episodes),
         "successes": len(wins),
         "success_rate": len(wins) / len(episodes) if episodes else 0.0,
@@ -121,5 +136,87 @@ def run_cell(cell: Cell) -> dict[str, Any]:
     return record
 
 
-def cell_dict(cell: Cell) -> dict[str, Any]:
-    return asdict(cell)
+
+def _one_thread_per_worker() -> None:
+    """Runs in each worker before torch is imported: parallel workers must not each spawn a thread per core."""
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, "1")
+
+
+def run_cells(cells: Sequence[Cell], workers: int = 1, done: Callable[[], None] | None = None) -> list[dict[str, Any]]:
+    """Run every cell (in ``workers`` spawned processes when > 1); records sorted by task, policy, delay, mode.
+
+    ``done`` is called after each finished cell (a progress bar).
+    """
+    records = []
+    if workers > 1 and len(cells) > 1:
+        with mp.get_context("spawn").Pool(workers, initializer=_one_thread_per_worker) as pool:
+            for record in pool.imap_unordered(run_cell, cells):
+                records.append(record)
+                if done:
+                    done()
+    else:
+        for cell in cells:
+            records.append(run_cell(cell))
+            if done:
+                done()
+    order = {m: i for i, m in enumerate(MODE_ORDER)}
+    records.sort(key=lambda r: (r["task"], r["policy"], r["delay"], order.get(r["mode"], len(order))))
+    return records
+
+
+def markdown_tables(records: list[dict[str, Any]]) -> str:
+    """One table per task and policy: rows Δ, columns mode, cells success rate (mean steps of the successes)."""
+    lines = []
+    for task in sorted({r["task"] for r in records}):
+        for policy in sorted({r["policy"] for r in records if r["task"] == task}):
+            rows = [r for r in records if r["task"] == task and r["policy"] == policy]
+            modes = sorted({r["mode"] for r in rows}, key=MODE_ORDER.index)
+            delays = sorted({r["delay"] for r in rows})
+            lines += [f"### {task} — {policy}", "", "| Δ | " + " | ".join(modes) + " |", "|---" * (len(modes) + 1) + "|"]
+            for d in delays:
+                cells = []
+                for m in modes:
+                    r = next((x for x in rows if x["delay"] == d and x["mode"] == m), None)
+                    if r is None:
+                        cells.append("")
+                        continue
+                    steps = f"{r['mean_steps']:.0f}" if r["mean_steps"] is not None else "–"
+                    cells.append(f"{100 * r['success_rate']:.0f}% ({steps} steps)")
+                lines.append(f"| {d} | " + " | ".join(cells) + " |")
+            lines.append("")
+    return "\n".join(lines) + "\nCells: success rate over seeded episodes (mean steps of the successful ones).\n"
+
+
+def plot_success(records: list[dict[str, Any]], path: Path) -> None:
+    """Success rate vs delay with its 95% interval, one panel per task, one line per mode and policy."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tasks = sorted({r["task"] for r in records})
+    fig, axes = plt.subplots(1, len(tasks), figsize=(4.5 * len(tasks), 3.6), squeeze=False)
+    for ax, task in zip(axes[0], tasks, strict=True):
+        for policy in sorted({r["policy"] for r in records}):
+            for mode in MODE_ORDER:
+                rows = sorted((r for r in records if r["task"] == task and r["mode"] == mode and r["policy"] == policy),
+                              key=lambda r: r["delay"])
+                if not rows:
+                    continue
+                x = [r["delay"] for r in rows]
+                y = [100 * r["success_rate"] for r in rows]
+                lo = [100 * r["success_ci95"][0] for r in rows]
+                hi = [100 * r["success_ci95"][1] for r in rows]
+                label = mode if policy == "expert" else f"{mode} ({Path(policy).name})"
+                ax.plot(x, y, marker="o", label=label)
+                ax.fill_between(x, lo, hi, alpha=0.12)
+        ax.set_title(task)
+        ax.set_xlabel("delay Δ (control steps)")
+        ax.set_ylabel("success %")
+        ax.set_ylim(-5, 105)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -64,21 +64,28 @@ class Generator:
         kind = r.randrange(6)
         if kind == 0:
             images = {f"cam{i}": self.np_rng.integers(0, 255, (8, 8, 3), dtype=np.uint8) for i in range(r.randrange(3))}
-            return Observation(rid, r.randrange(1 << 20), r.randrange(1 << 20), time.time(), self._array(n),
-                               images, "task", r.randrange(100), self._array(r.randrange(4), n),
-                               {"velocity": self._array(n)} if r.random() < 0.5 else {}, r.choice([-1.0, 12.5]))
+            return Observation(
+                robot_id=rid, seq=r.randrange(1 << 20), step=r.randrange(1 << 20), wall_time=time.time(),
+                state=self._array(n), images=images, task="task", plan_start_step=r.randrange(100),
+                plan=self._array(r.randrange(4), n), hold=self._array(r.choice([0, n])),
+                extras={"velocity": self._array(n)} if r.random() < 0.5 else {}, last_rtt_ms=r.choice([-1.0, 12.5]),
+            )
         if kind == 1:
-            return ActionChunk(rid, r.randrange(100), r.randrange(100), r.randrange(100), r.randrange(100),
-                               r.randrange(100), self._array(r.randrange(1, 20), n), "vlash", 2, "target", 1.0, 0.1, 0.2)
+            return ActionChunk(
+                robot_id=rid, seq=r.randrange(100), chunk_id=r.randrange(100), obs_seq=r.randrange(100),
+                obs_step=r.randrange(100), start_step=r.randrange(100), actions=self._array(r.randrange(1, 20), n),
+                mode="vlash", delay_steps=2, estimator="target", model_ms=1.0, queue_ms=0.1, server_ms=0.2,
+            )
         if kind == 2:
             features = {"joint_names": ["a"] * n, "action_names": ["a"] * n, "cameras": {"front": [8, 8]},
                         "action_kind": "absolute", "action_low": [-1.0] * n, "action_high": [1.0] * n}
-            return Hello(rid, 0, features, 30.0, r.choice(["vlash", "sync"]), {"chunk_size": 8})
+            return Hello(robot_id=rid, seq=0, features=features, fps=30.0, mode=r.choice(["vlash", "sync"]),
+                         chunk_settings={"chunk_size": 8})
         if kind == 3:
-            return Config(rid, 1, True, {"chunk_size": 8, "cameras": {}}, "")
+            return Config(robot_id=rid, seq=1, accepted=True, policy={"chunk_size": 8, "cameras": {}}, reason="")
         if kind == 4:
-            return Heartbeat(rid, r.randrange(1000), time.time())
-        return Error(rid, 1, "policy_error", "boom")
+            return Heartbeat(robot_id=rid, seq=r.randrange(1000), wall_time=time.time())
+        return Error(robot_id=rid, seq=1, code="policy_error", message="boom")
 
     def valid(self) -> tuple[str, bytes]:
         msg = self.message()

@@ -11,7 +11,8 @@ expert demonstrations and evaluates them under delay, all through the public com
    plain checkpoint in vlash mode is the ablation the paper lacks: a future-state estimate without
    offset fine-tuning), then vlash with the ``model`` estimator instead of ``target``.
 
-:func:`run_study` writes ``study.json``; :func:`study_markdown` and :func:`plot_study` format it.
+:func:`run_study` writes ``study.json``; :func:`study_values` gives the tables and computed verdicts that
+fill the study section of ``results_template.md``, and :func:`plot_study` plots it.
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from vlash.experiments.markdown import percent, table
+from vlash.experiments.verdicts import BEATS, LOSES_TO, compare_success
 
 MODES = ("sync", "naive", "vlash")
 
@@ -238,14 +242,6 @@ def study_tables(study: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _compare(v: dict, n: dict) -> str:
-    if v["success_ci95"][0] > n["success_ci95"][1]:
-        return "beats"
-    if v["success_ci95"][1] < n["success_ci95"][0]:
-        return "loses to"
-    return "ties (overlapping 95% intervals) with"
-
-
 def verdicts(study: dict[str, Any]) -> list[str]:
     """Computed sentences per task: the Δ=0 cost of fine-tuning, then per delay each variant vs plain naive."""
     records, out = study["records"], []
@@ -269,7 +265,7 @@ def verdicts(study: dict[str, Any]) -> list[str]:
                 if v:
                     same = find(records, task, ck.label, "naive", "none", d) if ck is not base else None
                     extra = f" [naive with the same checkpoint {show(same)}]" if same else ""
-                    parts.append(f"{name} {show(v)} {_compare(v, n)} it{extra}")
+                    parts.append(f"{name} {show(v)} {compare_success(v, n)} it{extra}")
             out.append(f"- {task}, Δ={d}: naive ({base.label}) {show(n)}; " + "; ".join(parts) + ".")
     return out
 
@@ -287,8 +283,8 @@ def headline(study: dict[str, Any], delay: int = 4) -> list[list[str]]:
             rows.append([f"learned ACT, {task}, Δ={delay}: best VLASH vs naive success (paper, Kinetix: 81.7% vs "
                          "51.2%)", "VLASH > naive", f"{100 * v['success_rate']:.0f}% vs {100 * n['success_rate']:.0f}% "
                          f"({_cell(v, m)} vs {_cell(n, m)} {METRICS[m].split(' (')[0].removeprefix('mean ')})",
-                         {"beats": "**meets**", "loses to": "**misses** (VLASH significantly lower)"}.get(
-                             _compare(v, n), "**misses** (difference within the 95% intervals)")])
+                         {BEATS: "**meets**", LOSES_TO: "**misses** (VLASH significantly lower)"}.get(
+                             compare_success(v, n), "**misses** (difference within the 95% intervals)")])
     return rows
 
 
@@ -326,71 +322,6 @@ def plot_study(study: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
-def study_markdown(study: dict[str, Any] | None, image: str | None = None) -> list[str]:
-    """The (iv) section of RESULTS.md: set-up, training, tables, computed verdicts, reading."""
-    lines = ["## (iv) Learned-policy study: offset fine-tuning x execution mode x estimator", ""]
-    if not study:
-        return [*lines, "_Not run (--skip-study)._", ""]
-    c = study["config"]
-    lines += [
-        f"Tasks {', '.join(c['tasks'])}. Per task: {c['demo_episodes']} scripted demonstrations (`vlash record`, "
-        f"seeds 0..{c['demo_episodes'] - 1}, synchronous, 50-step expert chunks), then one small state-based ACT "
-        "per checkpoint spec (`vlash train --policy act`: 2+1 transformer layers, d=128, CVAE; inputs = joint "
-        f"state + the task's privileged state, no camera; chunk H={c['chunk_size']}, {c['train_steps']} steps, "
-        f"batch {c['batch_size']}, seed {c['train_seed']}). Checkpoints: "
-        + "; ".join(f"{t}: " + ", ".join(Checkpoint.parse(x).label for x in specs)
-                    for t, specs in c["checkpoints"].items() if t in c["tasks"]) + ". "
-        "Δmax=0 is plain behaviour cloning; Δmax>0 is VLASH's offset fine-tuning (per sample δ ~ U{0..Δmax}; "
-        "targets a_{t+δ..t+δ+H-1}; state input a_{t+δ-1}, the paper's proxy, or with `state src` the recorded "
-        "s_{t+δ}; task state kept at t, as the paper keeps the image). Evaluated with `vlash eval` in virtual "
-        f"time on held-out seeds {c['eval_seed']}..{c['eval_seed'] + c['episodes'] - 1} ({c['episodes']} episodes "
-        f"per cell), execution horizon K={c['execution_horizon']}, delays {list(c['delays'])}.", "",
-        "Columns: `sync`, `naive` and the two `no offset FT` columns use the Δmax=0 checkpoint; the latter are "
-        "**the ablation the paper lacks** (a future-state estimate fed at test time only). `VLASH` = an "
-        "offset-fine-tuned checkpoint in vlash mode with the estimator that matches its training (`target` = "
-        "the last queued command, for the action proxy; `model` = a MuJoCo rollout of the arm, for recorded "
-        "states). The last table crosses every checkpoint with both estimators.", "",
-    ]
-    rows = [[name, f"{t['steps']}", f"{t['seconds']:.0f}", f"{t['steps_per_s']:.1f}", f"{t['final_loss']:.4f}"]
-            for name, t in study["training"].items()]
-    lines += ["| checkpoint | steps | seconds | steps/s | final loss |", "|---|---|---|---|---|",
-              *("| " + " | ".join(r) + " |" for r in rows), "", study_tables(study), "**Computed verdicts** "
-              "(success % and the task's own figure; \"beats\"/\"loses to\" only when the 95% intervals of the "
-              "success rates do not overlap):", "", *verdicts(study), ""]
-    if image:
-        lines += [f"![learned-policy study]({image})", ""]
-    lines += ["**How to read this.** Three mechanisms, each visible in the tables above:", "",
-              "1. *Naive async is hard to beat here.* This runtime keeps the Kinetix protocol: the new chunk's rows "
-              "are indexed from the observation step, its first Δ rows are dropped and the rest is time-aligned, so "
-              "only the state it was conditioned on is stale. Actions are absolute joint targets tracked by stiff "
-              "position servos, so a stale-state chunk costs one jump at the switch (the `discontinuity` rows; "
-              "naive's grows with Δ on `whack`, where it even 'catches up' by jumping ahead, which is why its "
-              "reaction time does not grow with Δ) and never compounds. In the paper's Kinetix tasks the actions "
-              "drive the dynamics of a 2-D physics scene, where a stale chunk's error can compound: a plausible "
-              "reason for its large gap (VLASH 81.7% vs naive 51.2% at Δ=4) that these tasks do not reproduce.",
-              "2. *A future state without offset fine-tuning (the ablation) only works in the right space.* The "
-              "`target` estimator returns the last queued *command*, which on this arm differs from the measured "
-              "position by the gravity feed-forward and the servo lag; the plain policy was trained on *measured* "
-              "states, so that input is off-distribution. The `model` estimator predicts the measured state and the "
-              "same checkpoint does far better with it on `track` (compare the two ablation columns; on `whack` the "
-              "two are close). The estimator must live in the state space the policy was trained on.",
-              "3. *Offset fine-tuning has a price on these tasks.* δ is not an input: the policy must infer it from "
-              "the pairing of a future state with the current task state. On `track` one step of delay moves the "
-              "arm by only 3-5 mm, so δ is barely identifiable, the regression averages over it, and the "
-              "fine-tuned checkpoints lose accuracy even at Δ=0 (Δ=8 is moreover beyond the trained Δmax=4). "
-              "Within one fine-tuned checkpoint, vlash mode against naive mode is the comparison the paper's "
-              "mechanism predicts to favour vlash (below); across checkpoints, the cost of the fine-tuning decides. "
-              "Conditioning the policy on δ explicitly would remove the ambiguity (not tried here).", "",
-              "Same checkpoint, vlash (its matching estimator) vs naive, success at each Δ>0:", "",
-              *within(study), "",
-              "Sync pays every delay as a stall (its error and reaction time grow with Δ). Image-based ACT was not "
-              "trained: measured once while building this study, ACT with one 96×96 camera (ResNet-18 from "
-              "scratch, batch 32) trains at 3.3 steps/s on this CPU against about 16 for the state-only model, so "
-              "each image checkpoint would take over 10 minutes and the study several times its budget.", ""]
-    return lines
-
-
-
 def within(study: dict[str, Any]) -> list[str]:
     """Per fine-tuned checkpoint: vlash vs naive success with that same checkpoint, delay by delay."""
     out = []
@@ -404,3 +335,87 @@ def within(study: dict[str, Any]) -> list[str]:
             out.append(f"- {task}, {ck.label}, Δ={'/'.join(map(str, ds))}: vlash {pct(v)}% vs naive {pct(n)}% "
                        f"(vlash higher at {wins} of {len(ds)} delays)")
     return out
+
+
+def _positive_delays(study: dict[str, Any]) -> list[int]:
+    return [d for d in study["config"]["delays"] if d > 0]
+
+
+def vlash_wins(study: dict[str, Any]) -> list[str]:
+    """Where an offset-fine-tuned checkpoint in vlash mode beats naive with the plain checkpoint (95% intervals apart)."""
+    out = []
+    for task in study["config"]["tasks"]:
+        base, *tuned = checkpoints(study, task)
+        for d in _positive_delays(study):
+            n = find(study["records"], task, base.label, "naive", "none", d)
+            for ck in tuned:
+                v = find(study["records"], task, ck.label, "vlash", ck.estimator, d)
+                if n and v and compare_success(v, n) == BEATS:
+                    out.append(f"{task} {ck.label} at Δ={d}")
+    return out
+
+
+def _mean_success(records: list[dict | None]) -> float | None:
+    rates = [r["success_rate"] for r in records if r is not None]
+    return sum(rates) / len(rates) if rates else None
+
+
+def ablation_estimators(study: dict[str, Any]) -> str:
+    """Per task: the plain checkpoint's mean vlash-mode success over Δ>0 with the ``target`` and ``model`` estimators."""
+    parts = []
+    for task in study["config"]["tasks"]:
+        base = checkpoints(study, task)[0]
+        means = [_mean_success([find(study["records"], task, base.label, "vlash", est, d) for d in _positive_delays(study)])
+                 for est in ("target", "model")]
+        parts.append(f"{task} {percent(means[0])} vs {percent(means[1])}")
+    return "; ".join(parts)
+
+
+def cost_at_zero(study: dict[str, Any]) -> tuple[str, bool]:
+    """Δ=0 naive success of every checkpoint per task, and whether each fine-tuned one is below the plain one."""
+    parts, costs = [], True
+    for task in study["config"]["tasks"]:
+        cks = checkpoints(study, task)
+        rs = [find(study["records"], task, c.label, "naive", "none", 0) for c in cks]
+        parts.append(f"{task} " + ", ".join(f"{c.label} {percent(r['success_rate'] if r else None)}"
+                                            for c, r in zip(cks, rs, strict=True)))
+        base = rs[0]
+        costs = costs and base is not None and all(r is not None and r["success_rate"] < base["success_rate"]
+                                                   for r in rs[1:])
+    return "; ".join(parts), costs
+
+
+def study_values(study: dict[str, Any], image: str | None = None) -> dict[str, Any]:
+    """The study section's placeholders and flags in ``results_template.md``."""
+    c = study["config"]
+    rows = [[name, f"{t['steps']}", f"{t['seconds']:.0f}", f"{t['steps_per_s']:.1f}", f"{t['final_loss']:.4f}"]
+            for name, t in study["training"].items()]
+    wins = vlash_wins(study)
+    cost, costs = cost_at_zero(study)
+    return {
+        "study": True,
+        "study_tasks": ", ".join(c["tasks"]),
+        "demo_episodes": c["demo_episodes"],
+        "demo_last_seed": c["demo_episodes"] - 1,
+        "study_chunk_size": c["chunk_size"],
+        "train_steps": c["train_steps"],
+        "batch_size": c["batch_size"],
+        "train_seed": c["train_seed"],
+        "study_checkpoints": "; ".join(f"{t}: " + ", ".join(Checkpoint.parse(x).label for x in specs)
+                                       for t, specs in c["checkpoints"].items() if t in c["tasks"]),
+        "eval_first_seed": c["eval_seed"],
+        "eval_last_seed": c["eval_seed"] + c["episodes"] - 1,
+        "study_episodes": c["episodes"],
+        "study_horizon": c["execution_horizon"],
+        "study_delays": list(c["delays"]),
+        "training_table": "\n".join(table(["checkpoint", "steps", "seconds", "steps/s", "final loss"], rows)),
+        "study_tables": study_tables(study),
+        "study_verdicts": "\n".join(verdicts(study)),
+        "study_figure": f"![learned-policy study]({image})\n" if image else "",
+        "study_naive_unbeaten": not wins,
+        "study_vlash_wins": "; ".join(wins),
+        "study_ablation_estimators": ablation_estimators(study),
+        "study_cost_at_zero": cost,
+        "study_ft_costs": costs,
+        "study_within": "\n".join(within(study)),
+    }
