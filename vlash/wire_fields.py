@@ -47,6 +47,7 @@ class Limits:
     max_images: int = 8
     max_image_side: int = 2048
     max_image_bytes: int = 64 * 1024 * 1024  # decoded pixels of all images of one message
+    max_jpeg_pixels: int = 8 * 1024 * 1024  # pixels decoded from JPEG per message: bounds its decode time
     max_array_elems: int = 1 << 20  # state, plan, actions, each extra
     max_extras: int = 32
     max_str_len: int = 4096
@@ -290,7 +291,7 @@ class Images(Spec):
             raise ProtocolError(name, "type", "expected a map of images")
         if len(wire) > limits.max_images:
             raise ProtocolError(name, "too_large", f"{len(wire)} images > {limits.max_images}")
-        images, total = {}, 0
+        checked, total, jpeg_pixels = [], 0, 0  # every declared size is checked before anything is decoded
         for key, item in wire.items():
             field = _name(name, key)
             _key(name, key, limits)
@@ -304,12 +305,16 @@ class Images(Spec):
             total += h * w * 3
             if total > limits.max_image_bytes:
                 raise ProtocolError(name, "too_large", f"{total} decoded bytes > {limits.max_image_bytes}")
-            images[key] = (
-                _unjpeg(field, item["codec"], data, (h, w))
-                if jpeg
-                else _raw_array(field, (h, w, 3), data, "uint8")
-            )
-        return images
+            jpeg_pixels += h * w if jpeg else 0
+            if jpeg_pixels > limits.max_jpeg_pixels:
+                raise ProtocolError(name, "too_large", f"{jpeg_pixels} JPEG pixels > {limits.max_jpeg_pixels}")
+            if jpeg:
+                _check_jpeg(field, item["codec"], data, (h, w))
+            checked.append((key, field, jpeg, (h, w), data))
+        return {
+            key: _unjpeg(field, data, size) if jpeg else _raw_array(field, (*size, 3), data, "uint8")
+            for key, field, jpeg, size, data in checked
+        }
 
 
 _JPEG_KEYS = _ARRAY_KEYS | {"codec"}
@@ -322,12 +327,17 @@ def _jpeg(field: str, img: np.ndarray, quality: int) -> bytes:
     return data
 
 
-def _unjpeg(field: str, codec: Any, data: bytes, size: tuple[int, int]) -> np.ndarray:
-    """Decode a JPEG whose header must declare exactly ``size`` (no decompression bombs)."""
+def _check_jpeg(field: str, codec: Any, data: bytes, size: tuple[int, int]) -> None:
+    """Refuse, from the header alone, a JPEG that is not exactly ``size`` or could cost more than its size."""
     if codec != "jpeg":
         raise ProtocolError(_name(field, "codec"), "codec", f"unknown codec {codec!r:.40}")
-    if jpeg.frame_size(data) != size:
-        raise ProtocolError(field, "codec", f"not a JPEG of size {size[0]}x{size[1]}")
+    problem = jpeg.decode_cost_problem(data, size)
+    if problem:
+        raise ProtocolError(field, "codec", problem)
+
+
+def _unjpeg(field: str, data: bytes, size: tuple[int, int]) -> np.ndarray:
+    """Decode a JPEG that passed :func:`_check_jpeg`."""
     rgb = jpeg.decode_rgb(data, size)
     if rgb is None:
         raise ProtocolError(field, "codec", "undecodable JPEG")

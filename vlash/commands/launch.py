@@ -4,8 +4,14 @@ Validates the whole file first (values, factories and their keyword arguments: a
 one-line error before anything starts), starts the processes, prints one live status line,
 forwards Ctrl-C, stops everything (no orphans) and writes one run folder: the resolved launch
 file, each process's log, each robot's ticks/chunks/summary, ``summary.json`` and ``timeline.png``.
-A process that fails (a robot's driver that will not build or connect, a crashed server) fails
-the launch with that process's own last words and a non-zero exit.
+A process that fails (a robot's driver that will not build or connect) fails the launch with
+that process's own last words and a non-zero exit. A dead inference process is restarted (up to
+``MAX_RESTARTS`` times, with backoff) while the robots hold; a launch that needed a restart still
+exits non-zero.
+
+Without ``curve`` keys in the file, the launch makes ephemeral CurveZMQ keys for its own processes
+(in the run folder, secrets 0600): on loopback too, a robot then takes chunks only from the server
+this launch started, and the server takes robots only from this launch.
 """
 
 from __future__ import annotations
@@ -37,22 +43,38 @@ class LaunchFailed(RuntimeError):
     """A process of the launch failed; the message is its own last words and where its log is."""
 
 
-DEBUG_HINT = "(set VLASH_DEBUG=1"  # the CLI's line after a one-line error: not the error itself
+MAX_RESTARTS = 5  # of the inference process, per launch
+RESTART_BACKOFF_S = (0.5, 1.0, 2.0, 4.0, 8.0)
 
 
 def last_words(path: Path) -> str:
     """A failed process's own account: the last line of its log (a one-line error or a traceback's last line)."""
     text = path.read_text(errors="replace").splitlines() if path.exists() else []
-    lines = [line.strip() for line in text if line.strip() and not line.startswith(DEBUG_HINT)]
+    lines = [line.strip() for line in text if line.strip()]
     return lines[-1] if lines else "(nothing in its log)"
+
+
+def ephemeral_keys(folder: Path, robot_ids: list[str]) -> dict[str, Any]:
+    """Fresh CurveZMQ keys for this launch's processes, as a launch file's ``curve`` section."""
+    from vlash.curve import save_keypair
+
+    server_public, server_secret = save_keypair(folder, "server")
+    client_public, client_secret = save_keypair(folder, "robots")
+    return {
+        "server_secret": str(server_secret),
+        "server_public": str(server_public),
+        "client_secret": str(client_secret),
+        "allowed_clients": [str(client_public)],
+        "robot_keys": {robot: [str(client_public)] for robot in robot_ids},
+    }
 
 
 class Child:
     """One started process whose stdout lines (STATUS / SUMMARY) are read by a thread."""
 
-    def __init__(self, name: str, argv: list[str], log_path: Path):
-        self.name = name
-        self.log = open(log_path, "w", encoding="utf-8")  # noqa: SIM115 - closed in close()
+    def __init__(self, name: str, argv: list[str], log_path: Path, append: bool = False):
+        self.name, self.argv = name, argv
+        self.log = open(log_path, "a" if append else "w", encoding="utf-8")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=self.log, text=True, bufsize=1)
         self.log_path = log_path
         self.status: dict[str, Any] = {}
@@ -105,8 +127,8 @@ def start_processes(spec: LaunchSpec, resolved: Path, out: Path, duration: float
     return server, robots
 
 
-def status_line(robots: list[Child], elapsed: float) -> str:
-    parts = []
+def status_line(robots: list[Child], elapsed: float, server: str = "up") -> str:
+    parts = [f"server: {server}"]
     for child in robots:
         s = child.status
         if not s:
@@ -133,28 +155,49 @@ def launch(spec: LaunchSpec, out: Path, duration: float | None, quiet: bool = Fa
         control.check(spec, robot)
     out.mkdir(parents=True, exist_ok=True)
     resolved = out / "launch.yaml"
-    resolved.write_text(yaml.safe_dump({**spec.raw, "endpoint": spec.endpoint}, sort_keys=False))
+    raw = {**spec.raw, "endpoint": spec.endpoint}
+    if spec.curve is None:  # loopback without keys: this launch's processes still know each other
+        raw["curve"] = ephemeral_keys(out / "keys", [r.id for r in spec.robots])
+    resolved.write_text(yaml.safe_dump(raw, sort_keys=False))
     server, robots = start_processes(spec, resolved, out, duration)
     started = time.monotonic()
-    interrupted = False
+    interrupted, gave_up = False, False
+    restarts: list[str] = []  # why each restart was needed
+    restart_at: float | None = None
     live = sys.stderr.isatty()
     last_print = 0.0
+
+    def say(line: str) -> None:
+        if not quiet:
+            print(("\n" if live else "") + f"[launch] {line}", file=sys.stderr, flush=True)
+
     try:
         while any(r.proc.poll() is None for r in robots):
             if any(r.proc.poll() not in (None, 0) for r in robots):  # a robot failed: stop, say why below
                 break
-            if server.proc.poll() is not None and not server.reported:
-                server.reported = True
-                if not any(r.status for r in robots):  # it never came up: nothing will run
+            now = time.monotonic()
+            if restart_at is None and server.proc.poll() is not None:
+                if not any(r.status for r in robots):  # it never came up: a restart would fail the same way
                     break
-                print(f"\n[launch] inference process exited ({server.proc.returncode}); robots hold. "
-                      f"See {out}/serve.log", file=sys.stderr)
-            elapsed = time.monotonic() - started
+                if len(restarts) >= MAX_RESTARTS:
+                    gave_up = True
+                    break
+                restarts.append(server.failure("inference process"))
+                restart_at = now + RESTART_BACKOFF_S[min(len(restarts), len(RESTART_BACKOFF_S)) - 1]
+                say(f"inference process exited ({server.proc.returncode}); robots hold; restart "
+                    f"{len(restarts)}/{MAX_RESTARTS} in {restart_at - now:.1f} s (see {server.log_path})")
+            if restart_at is not None and now >= restart_at:
+                server.stop()
+                server = Child("serve", server.argv, server.log_path, append=True)
+                restart_at = None
+                say(f"inference process restarted ({len(restarts)}/{MAX_RESTARTS})")
+            elapsed = now - started
             if not quiet and (live or elapsed - last_print >= 5.0):
                 last_print = elapsed
-                line = status_line(robots, elapsed)
+                state = "restarting" if restart_at is not None else f"up (restarts {len(restarts)})" if restarts else "up"
+                line = status_line(robots, elapsed, state)
                 print("\r" + line.ljust(110) if live else line, end="" if live else "\n", file=sys.stderr, flush=True)
-            time.sleep(0.5)
+            time.sleep(0.2)
     except KeyboardInterrupt:
         interrupted = True
     finally:
@@ -164,9 +207,13 @@ def launch(spec: LaunchSpec, out: Path, duration: float | None, quiet: bool = Fa
     if not quiet:
         print(file=sys.stderr)
     summary = finish(spec, out, robots, interrupted)
+    summary["server_restarts"] = len(restarts)
+    write_json(out / "summary.json", summary)
     failures = [c.failure(f"robot {c.name}: control process") for c in robots if c.failed(interrupted)]
-    if server.failed(interrupted):
-        failures.append(server.failure("inference process"))
+    if server.failed(interrupted) or gave_up:
+        failures.append(server.failure("inference process") + (f" (gave up after {MAX_RESTARTS} restarts)" if gave_up else ""))
+    elif restarts:  # it recovered, but a child did fail: never an exit 0
+        failures.append(f"the inference process failed {len(restarts)} time(s) and was restarted:\n" + "\n".join(restarts))
     if failures:
         raise LaunchFailed("\n".join(failures))
     return summary
