@@ -23,7 +23,15 @@ class SimDriver(DriverBase):
     ``auto_reset`` starts a new episode (seed + episode index) when one ends; otherwise the physics
     keeps running and ``events["done"]`` stays 1 until :meth:`reset`. Extra keyword arguments go to
     the task (e.g. ``window_s`` for ``whack``).
+
+    ``max_joint_speed`` (rad/s) is the per-tick change limit the runtime's safety filter enforces
+    (``features.max_step = max_joint_speed / fps``), the sim's counterpart of LeRobot's
+    ``max_relative_target``. The default (20 rad/s, 0.67 rad per tick at 30 Hz) is above anything the
+    scripted experts command (at most 0.5 rad per tick at 30 Hz), so it stops policy jumps, not tasks.
+    ``None`` removes it.
     """
+
+    DEFAULT_MAX_JOINT_SPEED = 20.0
 
     def __init__(
         self,
@@ -35,6 +43,7 @@ class SimDriver(DriverBase):
         seed: int = 0,
         max_steps: int | None = None,
         auto_reset: bool = False,
+        max_joint_speed: float | None = DEFAULT_MAX_JOINT_SPEED,
         **task_options: Any,
     ) -> None:
         import sim
@@ -48,6 +57,9 @@ class SimDriver(DriverBase):
         # the environment renders nothing itself: frames come from the render thread
         self.env = sim.make_task(task, fps=fps, max_steps=max_steps, **task_options).unwrapped
         env_features = self.env.features
+        if max_joint_speed is not None and not max_joint_speed > 0:
+            raise ValueError(f"max_joint_speed must be a positive speed in rad/s (or None), got {max_joint_speed!r}")
+        max_step = None if max_joint_speed is None else (max_joint_speed / env_features.fps,) * len(env_features.action_names)
         self.features = RobotFeatures(
             joint_names=env_features.joint_names,
             action_names=env_features.action_names,
@@ -56,6 +68,7 @@ class SimDriver(DriverBase):
             fps=env_features.fps,
             cameras={c: (self.image_size, self.image_size) for c in self.cameras},
             action_kind="absolute",
+            max_step=max_step,
             task=env_features.task,
         )
         self._lock = threading.Lock()
