@@ -78,6 +78,10 @@ def test_the_contracts_import_only_the_standard_library_and_numpy():
     assert {name.split(".")[0] for name in imported(tree)} <= {"__future__", "collections", "dataclasses", "typing", "numpy"}
 
 
+def test_experiments_sit_on_the_core_not_on_the_cli():
+    assert offenders(modules("vlash/experiments"), ("vlash.commands", "vlash.cli"), strings=False) == []
+
+
 @pytest.mark.parametrize("plugin", PLUGINS)
 def test_plugins_plug_into_the_core_and_not_into_each_other_or_the_layers_above(plugin):
     others = tuple(p for p in PLUGINS if p != plugin)

@@ -7,10 +7,12 @@ Runs ``launch/sim_sync.yaml`` and ``launch/sim_vlash.yaml`` for ``--duration`` s
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from vlash.commands.launch import launch
 from vlash.launchfile import load_launch
+from vlash.supervisor import LaunchFailed
 
 LAUNCH_DIR = Path(__file__).resolve().parents[2] / "launch"
 ROWS = [
@@ -43,7 +45,11 @@ def run(args: argparse.Namespace) -> int:
     for mode in [m.strip() for m in args.modes.split(",") if m.strip()]:
         spec = load_launch(LAUNCH_DIR / f"sim_{mode}.yaml")
         print(f"== {mode}: {args.duration:.0f} s of the MuJoCo SO-101 ({spec.source}) ==")
-        summaries[mode] = launch(spec, Path(args.out) / mode, args.duration)
+        try:
+            summaries[mode] = launch(spec, Path(args.out) / mode, args.duration)
+        except LaunchFailed as exc:
+            print(f"vlash demo: {mode}: {exc}", file=sys.stderr)
+            return 1
     print()
     print(comparison(summaries))
     print(f"\nrun folders: {', '.join(str(Path(args.out) / m) for m in summaries)} (summary.json, timeline.png)")

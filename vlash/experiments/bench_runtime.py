@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from vlash.commands.launch import launch
+from vlash.supervisor import supervise
 from vlash.experiments.launch_specs import sim_spec
 from vlash.experiments.markdown import table
 from vlash.launchfile import parse_launch
@@ -38,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_sim(spec: dict, out: Path, seconds: float) -> dict[str, Any]:
-    summary = launch(parse_launch(spec, spec["name"]), out, seconds, quiet=True)
+    summary = supervise(parse_launch(spec, spec["name"]), out, seconds, quiet=True)
     robot = summary["robots"]["arm"]
     robot["successes_per_min"] = round(60.0 * (robot.get("task_successes") or 0) / max(seconds, 1e-9), 2)
     print(f"  {spec['name']:<28} ticks {robot['ticks']:>5}  stalls {robot['stall_ticks']:>4}  missed "
