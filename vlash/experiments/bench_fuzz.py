@@ -5,6 +5,7 @@ outcome-guided). Properties, per input: :func:`~vlash.messages.decode` returns a
 raises :class:`~vlash.messages.ProtocolError` (anything else is a crash), within ``--hang-s``
 (else a hang); an accepted message re-encodes and decodes again. Against the live endpoint:
 the server process survives, keeps answering a probe robot, and counts every rejection by reason.
+Then the live-abuse phases (:mod:`vlash.experiments.bench_abuse`) attack a served robot.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="inputs sent to a live `vlash serve` (default: as many as --inputs; 0 skips)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--hang-s", type=float, default=2.0, help="an input taking longer than this is a hang")
+    parser.add_argument("--abuse-s", type=float, default=5.0,
+                        help="seconds per live-abuse phase against a served robot (0 skips them)")
     parser.add_argument("--out", type=Path, default=Path("runs/bench"), help="folder for fuzz.json")
 
 
@@ -200,15 +203,21 @@ def fuzz_endpoint(n: int, seed: int, hang_s: float, folder: Path, probe_every: i
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.inputs < 0 or (args.endpoint_inputs is not None and args.endpoint_inputs < 0) or args.hang_s <= 0:
-        print("vlash bench fuzz: --inputs and --endpoint-inputs must be >= 0, --hang-s > 0", file=sys.stderr)
+    if args.inputs < 0 or (args.endpoint_inputs is not None and args.endpoint_inputs < 0) or args.hang_s <= 0 \
+            or args.abuse_s < 0:
+        print("vlash bench fuzz: --inputs, --endpoint-inputs and --abuse-s must be >= 0, --hang-s > 0", file=sys.stderr)
         return 2
     endpoint_inputs = args.inputs if args.endpoint_inputs is None else args.endpoint_inputs
     result: dict[str, Any] = {"seed": args.seed, "decoder": fuzz_decoder(args.inputs, args.seed, args.hang_s)}
     if endpoint_inputs:
         result["endpoint"] = fuzz_endpoint(endpoint_inputs, args.seed + 1, args.hang_s, args.out / "fuzz-serve")
+    if args.abuse_s:
+        from vlash.experiments.bench_abuse import run_abuse
+
+        result["abuse"] = run_abuse(args.out / "fuzz-abuse", phase_s=args.abuse_s)
     d, e = result["decoder"], result.get("endpoint", {})
-    result["ok"] = bool(d["crashes"] == 0 and d["hangs"] == 0 and e.get("ok", True))
+    result["ok"] = bool(d["crashes"] == 0 and d["hangs"] == 0 and e.get("ok", True)
+                        and result.get("abuse", {}).get("ok", True))
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "fuzz.json"
     path.write_text(json.dumps(result, indent=2) + "\n")

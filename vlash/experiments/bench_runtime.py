@@ -23,11 +23,11 @@ from typing import Any
 
 import numpy as np
 
-from vlash.supervisor import supervise
 from vlash.experiments.launch_specs import sim_spec
 from vlash.experiments.markdown import table
 from vlash.launchfile import parse_launch
 from vlash.runlog import percentile, read_jsonl, write_json
+from vlash.supervisor import supervise
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
