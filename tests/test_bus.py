@@ -229,6 +229,20 @@ def test_a_robot_id_is_owned_by_its_first_hello_and_taken_over_only_once_the_own
         assert inbox.of(ActionChunk)[0].actions[0, 0] == 7.0
 
 
+def test_a_flood_of_fresh_robot_ids_claims_at_most_max_robots(clients):
+    with InferenceEndpoint("tcp://127.0.0.1:*", heartbeat_timeout_s=30.0, max_robots=5) as server:
+        flooder = clients(server.endpoint, "x0")
+        for i in range(12):
+            flooder.robot_id = f"x{i}"  # one connection speaking for many ids
+            send(flooder, Hello(f"x{i}", 0))
+        claimed: list[Hello] = []
+        wait_for(lambda: server.counters["received"] >= 12, server.poll, lambda: claimed.extend(server.hellos()),
+                 what="all Hellos")
+        claimed.extend(server.hellos())
+        assert [h.robot_id for h in claimed] == [f"x{i}" for i in range(5)] and len(server.robots()) == 5
+        assert server.counters["rejected_too_many_robots"] == 7
+
+
 def test_an_observation_for_an_id_nobody_claimed_is_answered_unknown_robot(server, clients):
     ghost = clients(server.endpoint, "ghost")
     inbox = Inbox(ghost)

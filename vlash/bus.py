@@ -148,6 +148,7 @@ class _Peer:
 OWNERSHIP_HINTS = {
     "unknown_robot": "send Hello first",
     "id_taken": "another connection owns this robot id (it is taken over only once its owner is silent)",
+    "too_many_robots": "this server serves as many robots as it takes; try again later",
 }
 
 
@@ -176,8 +177,10 @@ class InferenceEndpoint(_Endpoint):
         heartbeat_interval_s: float | None = None,
         limits: Limits = DEFAULT_LIMITS,
         max_batch: int = 10_000,
+        max_robots: int = 64,
     ) -> None:
         check_endpoint(endpoint, curve)
+        self.max_robots = max_robots  # robot ids claimed at once: a flood of fresh ids cannot grow state
         self.heartbeat_timeout_s = heartbeat_timeout_s
         self.heartbeat_interval_s = heartbeat_interval_s or heartbeat_timeout_s / 4
         self.max_batch = max_batch
@@ -289,6 +292,8 @@ class InferenceEndpoint(_Endpoint):
         if peer is None:
             if not hello:
                 return "unknown_robot"
+            if len(self._peers) >= self.max_robots:
+                return "too_many_robots"
             self._peers[robot] = _Peer(identity, now, now, key)
             self.stats["robots_joined"] += 1
             log.info("robot %s connected", robot)

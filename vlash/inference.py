@@ -153,6 +153,8 @@ class InferenceServer:
         """Poll the bus once and answer every robot's newest observation; returns chunks sent."""
         self.bus.poll(timeout_ms)
         polled_at = self.clock()
+        for gone in set(self.sessions) - set(self.bus.robots()):  # silent past the timeout: forgotten
+            del self.sessions[gone]
         for hello in self.bus.hellos():
             self.bus.send(hello.robot_id, self.on_hello(hello))
         sent = 0

@@ -68,7 +68,7 @@ REASONS = (
     "truncated", "malformed", "trailing", "too_large", "version", "kind", "type", "missing",
     "unknown_field", "dtype", "shape", "nonfinite", "range", "empty", "codec", "internal",
     # raised by the bus, not the decoder:
-    "frames", "direction", "wrong_robot", "unknown_robot",
+    "frames", "direction", "wrong_robot", "unknown_robot", "id_taken", "too_many_robots", "wrong_key",
 )  # fmt: skip
 
 log = logging.getLogger("vlash.messages")

@@ -92,6 +92,9 @@ def test_an_observation_from_a_robot_that_never_said_hello_is_answered_with_unkn
         def hellos(self):
             return []
 
+        def robots(self):
+            return []
+
         def latest(self):
             return {"arm": Observation("arm", 1, 0, 0.0, np.zeros(2, np.float32))}
 
@@ -159,3 +162,25 @@ def test_vlash_serve_with_the_model_estimator_serves_without_anything_importing_
         proc.terminate()
         out, _ = proc.communicate(timeout=30)
     assert "estimator=model" in out, out
+
+
+def test_sessions_of_robots_the_bus_forgot_are_dropped():
+    srv = server(fixed_delay_steps=1)
+    assert srv.on_hello(hello("a")).accepted and srv.on_hello(hello("b")).accepted
+
+    class Bus(Outbox):
+        def poll(self, timeout_ms):
+            return 0
+
+        def hellos(self):
+            return []
+
+        def latest(self):
+            return {}
+
+        def robots(self):
+            return ["b"]  # "a" went silent past the heartbeat timeout
+
+    srv.bus = Bus()
+    srv.step(0)
+    assert list(srv.sessions) == ["b"]

@@ -86,6 +86,11 @@ def run(args: argparse.Namespace) -> int:
         if not args.quiet:
             print(f"[serve] {line}", file=sys.stderr, flush=True)
 
+    if curve is not None and curve.allowed_client_keys is None:
+        print("[serve] warning: curve keys without allowed_clients or robot_keys: any client that knows the "
+              "server's public key gets in (list the robots' public keys in curve.allowed_clients)",
+              file=sys.stderr, flush=True)
+
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
