@@ -159,3 +159,26 @@ def test_dead_server_means_hold_then_resume_on_restart(pumps):
             wait_for_mail(pump.bus)
         step += 1
     assert origin(pump.driver.sent[-1])[0] >= 40  # acting on fresh chunks again
+
+
+def test_after_a_policy_error_the_robot_asks_again_at_the_next_tick(pumps):
+    class FailsOnce(StampPolicy):
+        def predict_chunk(self, observation):
+            if not self.seen:
+                self.seen.append(observation)
+                raise RuntimeError("CUDA out of memory")
+            return super().predict_chunk(observation)
+
+    pump = Pump("vlash", H=8, K=5, delay=2, policy=FailsOnce(8))
+    pumps.append(pump)
+    pump.tick(0)
+    assert pump.loop.counters["observations_sent"] == 1
+    assert pump.server_bus.poll(10_000) >= 1
+    assert pump.server.step(timeout_ms=0) == 0  # the policy fails: that observation gets a policy_error
+    wait_for_mail(pump.bus)
+    pump.tick(1)  # the Error arrives: the request is given up at once (not after request_timeout_s)
+    assert pump.loop.counters["got_error"] == 1 and pump.loop.counters["observations_sent"] == 2
+    assert pump.loop.counters["request_timeouts"] == 0
+    pump.serve()
+    pump.tick(2)
+    assert pump.loop.chunks == 1 and pump.server.counters["policy_errors"] == 1

@@ -41,3 +41,14 @@ def test_unreadable_key_file_is_a_clear_error(tmp_path):
         proc = run_vlash(*command)
         assert proc.returncode == 2 and "cannot read a CurveZMQ certificate" in proc.stderr, proc.stderr
         assert "Traceback" not in proc.stderr
+
+
+def test_serve_warns_when_keys_come_without_an_allow_list(tmp_path):
+    from vlash.curve import save_keypair
+
+    server_public, server_secret = save_keypair(tmp_path / "keys", "server")
+    _, client_secret = save_keypair(tmp_path / "keys", "robot")
+    curve = {"server_secret": str(server_secret), "server_public": str(server_public), "client_secret": str(client_secret)}
+    proc = run_vlash("serve", str(write_launch(tmp_path, curve=curve)), "--duration", "0.5")
+    assert proc.returncode == 0, proc.stderr
+    assert "warning: curve keys without allowed_clients or robot_keys" in proc.stderr
