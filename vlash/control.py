@@ -34,7 +34,7 @@ class ControlConfig:
     robot_id: str = "robot0"
     mode: str = "vlash"
     chunk_size: int = 50
-    execution_horizon: int | None = None  # K in fine actions; default: chunk size
+    execution_horizon: int | str | None = None  # K in fine actions, or "auto" (streaming); default: chunk size
     quantization: int = 1
     fps: float | None = None  # default: the driver's
     request_timeout_s: float = 1.0  # an unanswered observation is re-sent after this
@@ -317,7 +317,7 @@ class ControlLoop:
             self._in_flight_seq = None
         self.server_delay_steps = int(chunk.delay_steps)
         actions = np.asarray(chunk.actions, dtype=np.float32)
-        return Arrival(chunk.start_step, actions, None, answers, meta=(chunk, rtt_ms))
+        return Arrival(chunk.start_step, actions, None, answers, self.server_delay_steps, meta=(chunk, rtt_ms))
 
     def _log_chunk(self, arrival: Arrival, installed, step: int) -> None:
         chunk, rtt_ms = arrival.meta

@@ -24,8 +24,7 @@ from vlash.delay import FixedDelay, RoundTripDelay, steps_for_seconds
 from vlash.future_state import FutureStateEstimator, make_estimator
 from vlash.messages import ActionChunk, Config, Error, Hello, Observation
 from vlash.plan import hold_action
-from vlash.quantize import coarse_steps
-from vlash.scheduler import Mode, estimator_name, parse_mode, plan_request
+from vlash.scheduler import Mode, check_horizon, delay_cap, estimator_name, parse_mode, plan_request
 
 
 @dataclass
@@ -93,9 +92,10 @@ class InferenceServer:
         chunk = hello.chunk_settings
         if chunk.get("chunk_size", policy.chunk_size) != policy.chunk_size:
             return f"the robot expects chunk_size {chunk['chunk_size']}, the policy makes chunks of {policy.chunk_size}"
-        horizon = chunk.get("execution_horizon", policy.chunk_size)
-        if not isinstance(horizon, int) or not 1 <= horizon <= policy.chunk_size:
-            return f"execution_horizon {horizon!r} must be in [1, {policy.chunk_size}] (the policy's chunk)"
+        try:
+            check_horizon(chunk.get("execution_horizon", policy.chunk_size), policy.chunk_size)
+        except ValueError as exc:
+            return f"{exc} (the policy's chunk)"
         quantization = chunk.get("quantization", 1)
         if not isinstance(quantization, int) or quantization < 1:
             return f"quantization {quantization!r} must be an integer >= 1"
@@ -129,8 +129,9 @@ class InferenceServer:
         fps = float(hello.fps) if hello.fps > 0 else self.config.fps
         name = estimator_name(mode, self.policy.action_kind, self.config.estimator)
         chunk = hello.chunk_settings
-        horizon = coarse_steps(chunk.get("execution_horizon", self.policy.chunk_size), chunk.get("quantization", 1))
-        cap = max(1, horizon - 1)  # Δ stays below K: a late estimate must never skip the whole horizon
+        # Δ stays below K: a late estimate must never skip the whole horizon
+        cap = delay_cap(chunk.get("execution_horizon", self.policy.chunk_size), chunk.get("quantization", 1),
+                        self.policy.chunk_size)
         if self.config.max_delay_steps is not None:
             cap = min(cap, self.config.max_delay_steps)
         if self.config.fixed_delay_steps is not None:  # the user's Δ is taken as given

@@ -22,7 +22,7 @@ import yaml
 
 from vlash.factory import build, check_arguments, resolve
 from vlash.future_state import estimator_factory, known_estimators
-from vlash.scheduler import parse_mode
+from vlash.scheduler import AUTO, parse_mode
 from vlash.wire_fields import Limits
 
 
@@ -77,7 +77,7 @@ class RobotSpec:
     driver: FactorySpec
     mode: str
     chunk_size: int = 50
-    execution_horizon: int = 50  # K; defaults to the chunk size
+    execution_horizon: int | str = 50  # K, or "auto" (streaming: K = max(Δ, 1)); defaults to the chunk size
     quantization: int = 1
     max_step: float | list[float] | None = None
     request_timeout_s: float = 1.0
@@ -273,9 +273,11 @@ def _robot(sec: _Section, mode: str) -> RobotSpec:
         sec.fail("id", f"expected a non-empty name of letters, digits, '_', '.' or '-' (at most {max_len}), "
                        f"got {robot_id!r}")
     chunk_size = sec.integer("chunk_size", 50, 1)
-    horizon = sec.integer("execution_horizon", chunk_size, 1)
-    if horizon > chunk_size:
-        sec.fail("execution_horizon", f"{horizon} > chunk_size {chunk_size}")
+    horizon = sec.data.get("execution_horizon", chunk_size)
+    if horizon != AUTO:  # "auto": the streaming schedule, K = max(Δ, 1)
+        horizon = sec.integer("execution_horizon", chunk_size, 1)
+        if horizon > chunk_size:
+            sec.fail("execution_horizon", f"{horizon} > chunk_size {chunk_size}")
     max_step = sec.data.get("max_step")
     if max_step is not None:
         values = max_step if isinstance(max_step, list) else [max_step]

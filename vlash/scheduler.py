@@ -10,7 +10,9 @@ rtc        Δ steps before the horizon ends  s_k + queued prefix and Δ     the 
 =========  ===============================  ============================  ================
 
 The *execution horizon* K: a chunk is expected to run K (coarse) steps from the step it first
-acts on; the next request goes out Δ steps before that, so with an exact delay every boundary
+acts on; the next request goes out Δ steps before that. ``execution_horizon="auto"`` is the
+streaming (back-to-back) schedule: K = max(Δ, 1) for the current Δ, so in the async modes the next
+request goes out as soon as a chunk arrives (the regime of the paper's reaction results), so with an exact delay every boundary
 executes ``prev[:Δ] + new[Δ:K]`` (naive; the Kinetix RTC evaluation protocol). Async modes keep
 the rest of the chunk queued, so a late answer never stalls the robot.
 
@@ -24,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Literal
 
 import numpy as np
 
@@ -127,11 +130,34 @@ def plan_request(
     return ChunkRequest(obs_step, obs_step, state.copy(), delay_steps, prefix)
 
 
+AUTO = "auto"  # execution_horizon for the streaming schedule: K = max(Δ, 1)
+Horizon = int | Literal["auto"]
+
+
+def check_horizon(horizon: object, chunk_size: int) -> Horizon:
+    """``horizon`` as an execution horizon for ``chunk_size``-action chunks, or ValueError saying why."""
+    if horizon == AUTO:
+        return AUTO
+    if isinstance(horizon, bool) or not isinstance(horizon, int) or not 1 <= horizon <= chunk_size:
+        raise ValueError(f"execution_horizon must be 'auto' or an integer in [1, chunk_size={chunk_size}], "
+                         f"got {horizon!r}")
+    return horizon
+
+
+def delay_cap(horizon: Horizon, quantization: int, chunk_size: int) -> int:
+    """The largest Δ a robot with this horizon can use: below K (coarse steps), and at least 1.
+
+    Streaming (K = Δ) only needs a chunk to outlast its own delay: Δ < H (coarse).
+    """
+    steps = coarse_steps(chunk_size if horizon == AUTO else horizon, quantization)
+    return max(1, steps - 1)
+
+
 @dataclass
 class SchedulerConfig:
     mode: Mode = Mode.VLASH
     chunk_size: int = 50
-    execution_horizon: int | None = None  # K in fine actions; default: the chunk size
+    execution_horizon: Horizon | None = None  # K in fine actions or "auto"; default: the chunk size
     quantization: int = 1
     estimator: str | None = None  # default: by mode and action kind
     estimator_options: dict = field(default_factory=dict)
@@ -140,8 +166,7 @@ class SchedulerConfig:
         self.mode = parse_mode(self.mode) if isinstance(self.mode, str) else self.mode
         if self.execution_horizon is None:
             self.execution_horizon = self.chunk_size
-        if not 1 <= self.execution_horizon <= self.chunk_size:
-            raise ValueError(f"execution_horizon must be in [1, chunk_size={self.chunk_size}]")
+        self.execution_horizon = check_horizon(self.execution_horizon, self.chunk_size)
         if self.quantization < 1:
             raise ValueError("quantization must be >= 1")
 
@@ -159,8 +184,10 @@ class Scheduler:
         self.plan = Plan(action_dim, action_kind)
         name = estimator_name(self.mode, action_kind, config.estimator)
         self.estimator = make_estimator(name, **config.estimator_options)
-        self.horizon_steps = coarse_steps(config.execution_horizon, config.quantization)
-        self.horizon_end: int | None = None  # first step past the current chunk's horizon
+        self.streaming = config.execution_horizon == AUTO
+        self.horizon_steps = 0 if self.streaming else coarse_steps(config.execution_horizon, config.quantization)
+        self.chunk_start: int | None = None  # the first step the current chunk acts on
+        self.delay_steps = 0  # the Δ of the latest should_request (streaming: K = max(Δ, 1))
         self.in_flight: int | None = None  # obs step of the outstanding request
         self.started = False  # a chunk has been executed (before that, holding is waiting, not stalling)
         self.stall_steps = 0  # steps held for lack of an action after the first chunk
@@ -169,12 +196,17 @@ class Scheduler:
 
     def should_request(self, step: int, delay_steps: int) -> bool:
         """True when a request must go out at ``step`` (never while one is in flight)."""
+        self.delay_steps = delay_steps
         if self.in_flight is not None:
             return False
-        if self.horizon_end is None:
+        if self.chunk_start is None:
             return True
         lead = delay_steps if self.mode.is_async else 0
-        return step + lead >= self.horizon_end
+        return step + lead >= self.chunk_start + self.horizon()
+
+    def horizon(self) -> int:
+        """K in coarse steps: fixed, or max(Δ, 1) for the latest Δ when streaming."""
+        return max(self.delay_steps, 1) if self.streaming else self.horizon_steps
 
     def build_request(
         self, step: int, state: np.ndarray, delay_steps: int, extras: Mapping[str, np.ndarray] | None = None
@@ -209,6 +241,7 @@ class Scheduler:
         step: int,
         chunk_id: int | None = None,
         answers_request: bool = True,
+        delay_steps: int | None = None,
     ) -> Installed:
         """Install a chunk that arrived before executing ``step``.
 
@@ -217,14 +250,16 @@ class Scheduler:
         timed out) leaves that request outstanding.
         """
         coarse = quantize(actions, self.config.quantization, self.action_kind)
+        if delay_steps is not None:  # the chunk's own Δ is the newest estimate
+            self.delay_steps = delay_steps
         if self.mode is Mode.SYNC:
             start_step = step
-            coarse = coarse[: self.horizon_steps]
+            coarse = coarse[: self.horizon()]
         if chunk_id is None:
             chunk_id = self._next_chunk_id
         self._next_chunk_id = max(self._next_chunk_id, chunk_id) + 1
         installed = self.plan.install(start_step, coarse, chunk_id)
-        self.horizon_end = installed.first_step + self.horizon_steps
+        self.chunk_start = installed.first_step
         if answers_request:
             self.in_flight = None
         return installed

@@ -32,6 +32,7 @@ class Arrival:
     actions: np.ndarray
     chunk_id: int | None = None  # None: the scheduler numbers it
     answers_request: bool = True  # False: a late answer to a request already given up on
+    delay_steps: int | None = None  # the Δ it was computed with (streaming sync runs K = max(Δ, 1) of it)
     meta: Any = None  # the shell's own record of it (the message, the request), untouched here
 
 
@@ -69,4 +70,5 @@ def run_tick(scheduler: Scheduler, link: Link, step: int, state: np.ndarray) -> 
 
 
 def _install(scheduler: Scheduler, arrival: Arrival, step: int) -> Installed:
-    return scheduler.receive(arrival.start_step, arrival.actions, step, arrival.chunk_id, arrival.answers_request)
+    return scheduler.receive(arrival.start_step, arrival.actions, step, arrival.chunk_id, arrival.answers_request,
+                             arrival.delay_steps)

@@ -24,7 +24,7 @@ from vlash.tick import Arrival, run_tick
 class RunConfig:
     mode: str = "vlash"
     delay_steps: int = 0
-    execution_horizon: int | None = None  # K in fine actions; default: the policy's chunk size
+    execution_horizon: int | str | None = None  # K in fine actions, or "auto"; default: the policy's chunk size
     quantization: int = 1
     estimator: str | None = None
     estimator_options: dict = field(default_factory=dict)
@@ -101,7 +101,7 @@ class DelayLine:
         request = self.scheduler.build_request(step, state, self.delay, extras)
         chunk = self.policy.predict_chunk(request.policy_observation(state, images, self.task, extras))
         chunk = check_chunk(chunk, self.policy.chunk_size, self.policy.features.action_dim)
-        self.pending.append(Arrival(request.start_step, chunk, meta=(step + self.delay, request)))
+        self.pending.append(Arrival(request.start_step, chunk, delay_steps=self.delay, meta=(step + self.delay, request)))
         return True
 
     def arrivals(self, step: int) -> list[Arrival]:

@@ -90,9 +90,10 @@ def real(mode: str, delay: int, horizon: int, q: int):
     return policy.seen, executed, loop.scheduler.stall_steps
 
 
-CASES = sorted({(mode, d, k, 1) for mode in ("sync", "naive", "vlash", "rtc") for d in range(5)
-                for k in (max(d, 1), H // 2, H)} | {(mode, d, k, 2) for mode in ("naive", "vlash") for d in (1, 3)
-                                                     for k in (4, H)})
+MODES = ("sync", "naive", "vlash", "rtc")
+CASES = sorted({(mode, d, k, 1) for mode in MODES for d in range(5) for k in (max(d, 1), H // 2, H)}
+               | {(mode, d, k, 2) for mode in ("naive", "vlash") for d in (1, 3) for k in (4, H)},
+               key=str) + [(mode, d, "auto", q) for mode in MODES for d in range(5) for q in (1, 2)]
 
 
 @pytest.mark.parametrize("mode,delay,horizon,q", CASES)
@@ -100,7 +101,8 @@ def test_control_loop_and_virtual_time_request_condition_and_execute_alike(mode,
     seen_v, executed_v, stalls_v = virtual(mode, delay, horizon, q)
     seen_r, executed_r, stalls_r = real(mode, delay, horizon, q)
     assert [o.step for o in seen_r] == [o.step for o in seen_v]  # requests at the same steps
-    assert len(seen_v) >= STEPS // (horizon + delay + 1)  # and the run had several of them
+    k = max(delay, 1) if horizon == "auto" else horizon
+    assert len(seen_v) >= STEPS // (k + delay + 1)  # and the run had several of them
     assert [o.start_step for o in seen_r] == [o.start_step for o in seen_v]
     for r, v in zip(seen_r, seen_v, strict=True):  # conditioned on the same state (hold rule included)
         np.testing.assert_array_equal(r.state, v.state)
@@ -149,3 +151,18 @@ def test_after_a_lost_chunk_the_server_conditions_vlash_on_the_held_target_as_vi
     np.testing.assert_array_equal(asked.state, local.state)
     np.testing.assert_array_equal(asked.state, driver.sent[asked.step - 1])  # the held target
     assert not np.array_equal(asked.state, asked.measured_state)  # which is not where the arm is
+
+
+@pytest.mark.parametrize("mode", ["naive", "vlash", "rtc"])
+@pytest.mark.parametrize("delay", [1, 2, 4])
+def test_streaming_requests_as_soon_as_each_chunk_arrives_in_both_shells(mode, delay):
+    """K = auto: every arrival step is also a request step, so the requests are Δ apart, and nothing stalls."""
+    for shell in (virtual, real):
+        seen, executed, stalls = shell(mode, delay, "auto", 1)
+        steps = [o.step for o in seen]
+        assert steps == list(range(0, steps[-1] + 1, delay)), shell.__name__
+        assert stalls == 0 and all(e is not None for _, e in executed[delay:]), shell.__name__
+        # each chunk runs exactly Δ steps: rows Δ..2Δ-1 in naive (its first Δ rows were stale), 0..Δ-1 in vlash
+        first_row = 0 if mode == "vlash" else delay
+        for k, e in executed[delay:]:
+            assert e == ((k // delay - 1) * delay, first_row + k % delay), (shell.__name__, k, e)

@@ -33,8 +33,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="first seed")
     parser.add_argument("--chunk-size", type=int, default=50,
                         help="the scripted expert's chunk size H (a checkpoint uses its own)")
-    parser.add_argument("--execution-horizon", type=int, default=None,
-                        help="actions executed per chunk K (default: half of each policy's chunk size)")
+    parser.add_argument("--execution-horizon", type=_horizon, default=None,
+                        help="actions executed per chunk K, or 'auto' for the streaming schedule K = max(Δ, 1) "
+                             "(default: half of each policy's chunk size)")
     parser.add_argument("--quantization", type=int, default=1)
     parser.add_argument("--estimator", default=None,
                         help="future-state estimator of vlash mode, e.g. target or model "
@@ -42,6 +43,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=max(1, min(2, mp.cpu_count())))
     parser.add_argument("--quick", action="store_true", help="a small grid (reach, delays 0 and 4, 3 episodes)")
     parser.add_argument("--out", default="runs/eval")
+
+
+def _horizon(text: str) -> int | str:
+    """``--execution-horizon``: ``auto`` or an integer."""
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected 'auto' or an integer, got {text!r}") from None
 
 
 def bad_arguments(args: argparse.Namespace) -> str | None:
@@ -57,7 +68,8 @@ def bad_arguments(args: argparse.Namespace) -> str | None:
         ("--delays", bool(args.delays) and min(args.delays) >= 0, "must be one or more delays >= 0"),
         ("--episodes", args.episodes >= 1, "must be >= 1"),
         ("--chunk-size", args.chunk_size >= 1, "must be >= 1"),
-        ("--execution-horizon", args.execution_horizon is None or args.execution_horizon >= 1, "must be >= 1"),
+        ("--execution-horizon", args.execution_horizon in (None, "auto") or args.execution_horizon >= 1,
+         "must be 'auto' or >= 1"),
         ("--quantization", args.quantization >= 1, "must be >= 1"),
         ("--workers", args.workers >= 1, "must be >= 1"),
     ]

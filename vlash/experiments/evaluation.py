@@ -34,7 +34,7 @@ class Cell:
     policy: str  # "expert" or a checkpoint path
     seeds: tuple[int, ...]
     chunk_size: int = 50  # the scripted expert's; a checkpoint has its own
-    execution_horizon: int | None = None  # default: half the policy's chunk size (see default_horizon)
+    execution_horizon: int | str | None = None  # K or "auto" (streaming); default: half the chunk (default_horizon)
     quantization: int = 1
     estimator: str | None = None  # vlash mode only; default: vlash.scheduler.default_estimator
     env_options: dict[str, Any] = field(default_factory=dict)
