@@ -20,7 +20,8 @@ from vlash.contracts import DriverBase, DriverReading, RobotFeatures
 class SimDriver(DriverBase):
     """Drive ``task`` (``"reach"``, ``"whack"``, ``"pick_place"``, ``"track"``) as a :class:`Driver`.
 
-    ``auto_reset`` starts a new episode (seed + episode index) when one ends; otherwise the physics
+    ``auto_reset`` starts a new episode (seed + episode index) when one ends, leaving the arm where
+    it is (only the task re-samples, as between episodes on a real robot); otherwise the physics
     keeps running and ``events["done"]`` stays 1 until :meth:`reset`. Extra keyword arguments go to
     the task (e.g. ``window_s`` for ``whack``).
 
@@ -143,8 +144,9 @@ class SimDriver(DriverBase):
             self.ticks += 1
         if self._render is not None:
             self._render.publish(self.env.data, self.ticks)
-        if self._done and self.auto_reset:
-            self.reset()
+        if self._done and self.auto_reset:  # like a real robot: the arm stays, only the task re-samples
+            self._reset(self.seed + self.episode + 1, keep_arm=True)
+            self.episode += 1
 
     def disconnect(self) -> None:
         """Stop the render thread and release the simulation."""
@@ -163,9 +165,9 @@ class SimDriver(DriverBase):
         """Action counters of the simulation (clipped / rejected actions, physics steps)."""
         return dict(self.env.counters)
 
-    def _reset(self, seed: int) -> None:
+    def _reset(self, seed: int, keep_arm: bool = False) -> None:
         with self._lock:
-            self._obs, self._info = self.env.reset(seed=seed)
+            self._obs, self._info = self.env.reset(seed=seed, options={"keep_arm": keep_arm})
             self._done = False
         if self._render is not None:
             self._render.publish(self.env.data, self.ticks)

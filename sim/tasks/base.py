@@ -142,18 +142,24 @@ class ArmTaskEnv(gym.Env):
 
     # ------------------------------------------------------------------------------------- gym API
     def reset(self, *, seed: int | None = None, options: dict | None = None):
+        """A new episode. ``options={"keep_arm": True}`` leaves the arm where it is (joint positions,
+        velocities and target) and re-samples only the task, as on a real robot between episodes."""
         super().reset(seed=seed)
+        keep = bool((options or {}).get("keep_arm")) and self.step_count > 0
+        qpos, qvel, target = self.data.qpos[self._qadr].copy(), self.data.qvel[self._dadr].copy(), self._target.copy()
         mujoco.mj_resetData(self.model, self.data)
-        home = HOME_QPOS + self.np_random.uniform(-0.05, 0.05, size=6)
-        home = self.limits.clip(home)
-        self.data.qpos[self._qadr] = home
-        self.data.ctrl[self._act] = home
-        self._target = home.copy()
+        if not keep:
+            qpos = self.limits.clip(HOME_QPOS + self.np_random.uniform(-0.05, 0.05, size=6))
+            qvel, target = np.zeros(6), qpos.copy()
+        self.data.qpos[self._qadr] = qpos
+        self.data.qvel[self._dadr] = qvel
+        self.data.ctrl[self._act] = target
+        self._target = target.copy()
         self.step_count = 0
         self.success = False
         self._reset_task(self.np_random)
         mujoco.mj_forward(self.model, self.data)
-        for _ in range(int(0.2 / self.model.opt.timestep)):  # let the servos take the arm's weight
+        for _ in range(0 if keep else int(0.2 / self.model.opt.timestep)):  # let the servos take the arm's weight
             mujoco.mj_step(self.model, self.data)
         self.data.time = 0.0
         self._refresh_kinematics()

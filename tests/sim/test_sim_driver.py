@@ -40,3 +40,27 @@ def test_sim_driver_auto_reset_starts_a_new_episode():
     reading = driver.read()
     assert reading.events["episode"] == 1.0 and reading.events["step"] == 0.0 and reading.images == {}
     driver.disconnect()
+
+
+def test_auto_reset_leaves_the_arm_where_it_is_and_resamples_only_the_task():
+    with SimDriver("reach", cameras=(), max_steps=20, auto_reset=True, max_joint_speed=None) as driver:
+        start = driver.read()
+        pose = start.state + np.array([0.3, -0.2, 0.2, 0.1, 0.0, 0.0], np.float32)
+        for _ in range(19):
+            driver.send_action(pose)
+        before = driver.read()
+        driver.send_action(pose)  # the 20th step ends the episode
+        after = driver.read()
+    assert after.events["episode"] == 1.0 and after.events["step"] == 0.0
+    assert np.abs(after.state - before.state).max() < 0.02  # one more physics step toward the same target
+    assert np.abs(after.state - start.state).max() > 0.1  # not teleported home
+    assert not np.allclose(after.extras["task_state"], before.extras["task_state"])  # a new goal
+
+
+def test_an_explicit_reset_still_starts_at_home():
+    with SimDriver("reach", cameras=(), max_joint_speed=None) as driver:
+        home = driver.read().state
+        for _ in range(10):
+            driver.send_action(home + 0.3)
+        driver.reset()
+        assert np.abs(driver.read().state - home).max() < 0.1
