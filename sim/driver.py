@@ -122,9 +122,9 @@ class SimDriver(DriverBase):
         if self._render is not None:
             images, frame_step = self._render.latest()
             events["image_age_steps"] = float(ticks - frame_step)
-        for key in ("pad_lit_step", "pad_hit_step"):
-            if info.get(key):
-                events[key] = float(info[key][-1])
+        for key, value in info.items():  # task events: whack's pad_lit_step, intercept's ball_launch_step, ...
+            if key.endswith("_step") and isinstance(value, list) and value:
+                events[key] = float(value[-1])
         return DriverReading(
             state=obs["state"].copy(),
             images=dict(images),

@@ -24,7 +24,7 @@ from vlash.delay import FixedDelay, RoundTripDelay, steps_for_seconds
 from vlash.future_state import FutureStateEstimator, make_estimator
 from vlash.messages import ActionChunk, Config, Error, Hello, Observation
 from vlash.plan import hold_action
-from vlash.scheduler import Mode, check_horizon, delay_cap, estimator_name, parse_mode, plan_request
+from vlash.scheduler import AUTO, Mode, check_horizon, delay_cap, estimator_name, parse_mode, plan_request
 
 
 @dataclass
@@ -35,7 +35,7 @@ class ServerConfig:
     fps: float = 30.0  # default for robots that do not say
     fixed_delay_steps: int | None = None  # None: estimate Δ from round trips
     delay_quantile: float = 0.95
-    delay_margin_steps: int = 1
+    delay_margin_steps: int | None = None  # None: 1 step, or 0 for a streaming robot (see RobotSession.margin)
     max_delay_steps: int | None = None  # an extra bound on the estimate; it always stays below each robot's K
 
 
@@ -47,6 +47,7 @@ class RobotSession:
     delay: FixedDelay | RoundTripDelay
     estimator: FutureStateEstimator
     max_delay_steps: int  # the cap on the Δ estimate (told to the robot in its Config)
+    margin_steps: int = 1  # added to the round-trip quantile
     chunks: int = 0
 
 
@@ -134,18 +135,18 @@ class InferenceServer:
                         self.policy.chunk_size)
         if self.config.max_delay_steps is not None:
             cap = min(cap, self.config.max_delay_steps)
+        # A streaming robot (K = Δ) pays every step of margin in reaction time, and needs none: a chunk one
+        # step late drops one stale row, while the previous chunk still covers H - Δ steps.
+        margin = self.config.delay_margin_steps
+        if margin is None:
+            margin = 0 if chunk.get("execution_horizon") == AUTO else 1
         if self.config.fixed_delay_steps is not None:  # the user's Δ is taken as given
             cap = self.config.fixed_delay_steps
             delay: FixedDelay | RoundTripDelay = FixedDelay(cap)
         else:
-            delay = RoundTripDelay(
-                dt=1.0 / fps,
-                quantile=self.config.delay_quantile,
-                margin_steps=self.config.delay_margin_steps,
-                max_steps=cap,
-            )
+            delay = RoundTripDelay(dt=1.0 / fps, quantile=self.config.delay_quantile, margin_steps=margin, max_steps=cap)
         estimator = make_estimator(name, **self.config.estimator_options)
-        session = RobotSession(hello.robot_id, mode, fps, delay, estimator, cap)
+        session = RobotSession(hello.robot_id, mode, fps, delay, estimator, cap, margin)
         self.sessions[hello.robot_id] = session
         self.log(f"robot {hello.robot_id}: mode={mode} fps={fps:g} estimator={name} Δ cap={cap}")
         return session
@@ -213,7 +214,7 @@ class InferenceServer:
         del self.model_ms[:-1000]  # bounded: a long run must not grow memory
         if isinstance(session.delay, RoundTripDelay) and session.delay.samples == 0:
             # before any measured round trip, the model time alone is the best guess
-            session.delay.initial_steps = steps_for_seconds(model_ms / 1000.0, session.fps, self.config.delay_margin_steps)
+            session.delay.initial_steps = steps_for_seconds(model_ms / 1000.0, session.fps, session.margin_steps)
         if actions.ndim != 2 or actions.shape[1] != self.policy.features.action_dim or not np.all(np.isfinite(actions)):
             self.counters["invalid_chunks"] += 1
             self.log(f"robot {obs.robot_id}: policy returned an invalid chunk {actions.shape}; not sent")

@@ -67,7 +67,7 @@ class InferenceSpec:
     estimator_options: dict[str, Any] = field(default_factory=dict)
     fixed_delay_steps: int | None = None  # None: Δ from measured round trips
     delay_quantile: float = 0.95
-    delay_margin_steps: int = 1
+    delay_margin_steps: int | None = None  # None: 1, or 0 for a streaming robot
     max_delay_steps: int | None = None
 
 
@@ -261,7 +261,7 @@ def _inference(sec: _Section) -> InferenceSpec:
         estimator_options=estimator_options,
         fixed_delay_steps=sec.integer("fixed_delay_steps", None, 0),
         delay_quantile=sec.number("delay_quantile", 0.95, lambda v: 0 < v <= 1, "a quantile in (0, 1]"),
-        delay_margin_steps=sec.integer("delay_margin_steps", 1, 0),
+        delay_margin_steps=sec.integer("delay_margin_steps", None, 0),
         max_delay_steps=sec.integer("max_delay_steps", None, 1),
     )
 

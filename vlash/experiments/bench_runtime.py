@@ -5,11 +5,11 @@ SO-101 with the scripted expert behind an emulated model latency:
 
 (a) loop lateness at several control rates while the model and the camera renderer are busy;
 (b) stall ticks and task throughput per mode over a range of model latencies;
-(c) reaction latency on ``whack``: from the tick a pad lights to the first executed action whose
-    chunk saw it (and to the touch), sync vs vlash, with the paper's K=25 at 50 Hz;
+(c) reaction latency on ``whack_fast`` in the streaming regime (:mod:`vlash.experiments.bench_reaction`):
+    sync at the paper's K=25 against naive and vlash with K = max(Δ, 1), at 50 Hz;
 (d) completion time with action quantization q=1,2,3 (virtual time, exact delay).
 
-Writes ``bench.json``, ``bench.md`` and ``bench.png``; every run folder is kept under ``runs/``.
+Writes ``bench.json``, ``bench.md``, ``bench.png`` and ``reaction_cdf.png``; every run folder is kept under ``runs/``.
 Figures are reported, never asserted, and compared as ratios within the same run.
 """
 
@@ -23,10 +23,11 @@ from typing import Any
 
 import numpy as np
 
+from vlash.experiments import bench_reaction
 from vlash.experiments.launch_specs import sim_spec
 from vlash.experiments.markdown import table
 from vlash.launchfile import parse_launch
-from vlash.runlog import percentile, read_jsonl, write_json
+from vlash.runlog import percentile, write_json
 from vlash.supervisor import supervise
 
 
@@ -67,58 +68,6 @@ def part_modes(out: Path, seconds: float, quick: bool) -> list[dict]:
             rows.append({"mode": mode, "latency_ms": latency, **{k: robot.get(k) for k in (
                 "ticks", "stall_ticks", "missed_ticks", "rtt_ms_p50", "chunks", "task_successes", "successes_per_min")}})
     return rows
-
-
-def reaction_from_run(folder: Path, dt: float) -> dict[str, list[float]]:
-    """Per lit pad: ms to the first executed action planned from an observation that saw it, and to the touch."""
-    ticks = read_jsonl(folder / "ticks.jsonl")
-    obs_step_of = {c["chunk"]: c["obs_step"] for c in read_jsonl(folder / "chunks.jsonl")}
-    react, touch = [], []
-    last_lit = last_hit = None
-    lit_tick = None
-    for i, t in enumerate(ticks):
-        ev = t.get("events") or {}
-        lit = (ev.get("episode"), ev.get("pad_lit_step"))
-        hit = (ev.get("episode"), ev.get("pad_hit_step", -1))
-        if lit[1] is not None and lit != last_lit:
-            lit_tick = t["step"]
-            last_lit = lit
-            for later in ticks[i:]:
-                if later["chunk"] >= 0 and obs_step_of.get(later["chunk"], -1) >= lit_tick:
-                    react.append((later["step"] - lit_tick) * dt * 1000.0)
-                    break
-        if hit[1] is not None and hit != last_hit and hit[1] >= 0 and lit_tick is not None:
-            last_hit = hit
-            touch.append((t["step"] - lit_tick) * dt * 1000.0)
-    return {"reaction_ms": react, "touch_ms": touch}
-
-
-def part_reaction(out: Path, seconds: float, quick: bool) -> dict[str, Any]:
-    """Sync vs naive vs vlash at K=25 (the paper's setting) and async at a shorter horizon K=10.
-
-    The paper's async figure (inference time only) assumes back-to-back inference (K≈Δ); the scripted
-    whack expert restarts its speed profile at every plan, so it crawls when replanned every few steps
-    and K=10 is the shortest horizon it handles well.
-    """
-    fps = 50
-    latencies = [30.4] if quick else [30.4, 103]
-    configs = [("sync", 25), ("naive", 25), ("vlash", 25), ("naive", 10), ("vlash", 10)]
-    if quick:
-        configs = [("sync", 25), ("vlash", 10)]
-    results = {}
-    for latency in latencies:
-        for mode, horizon in configs:
-            name = f"whack_{mode}_K{horizon}_{latency:g}ms"
-            spec = sim_spec(name, mode, task="whack", fps=fps, latency=latency, horizon=horizon)
-            robot = run_sim(spec, out / name, max(seconds * 2, 8.0))
-            r = reaction_from_run(out / name / "arm", 1.0 / fps)
-            results[name] = {
-                "mode": mode, "execution_horizon": horizon, "latency_ms": latency, "fps": fps,
-                "events": len(r["reaction_ms"]), "reaction_ms_p50": percentile(r["reaction_ms"], 50),
-                "reaction_ms_max": percentile(r["reaction_ms"], 100), "touch_ms_p50": percentile(r["touch_ms"], 50),
-                "stall_ticks": robot["stall_ticks"], "samples_ms": [round(x, 1) for x in r["reaction_ms"]],
-            }
-    return results
 
 
 QUANTIZATION_DELAY, QUANTIZATION_HORIZON = 3, 24  # part d: vlash at Δ=3, K=24 (a multiple of q = 1, 2, 3)
@@ -183,13 +132,10 @@ def plot(result: dict[str, Any], path: Path) -> None:
     ax.set_title("(b) stall ticks per run vs model latency")
     ax.legend()
     ax = axes[1][0]
-    for name, entry in result.get("reaction", {}).items():
-        xs = np.sort(entry["samples_ms"])
-        if len(xs):
-            ax.step(xs, np.arange(1, len(xs) + 1) / len(xs), where="post", label=name)
-    ax.set_title("(c) reaction latency CDF on whack (ms)")
-    ax.set_xlabel("ms from pad lit to first reacting action")
-    ax.legend(fontsize=7)
+    for row in bench_reaction.verdicts(result.get("reaction", {})):
+        ax.bar(f"{row['mode']} {row['latency_ms']:g} ms", row["p50_ms"], color="tab:blue")
+        ax.plot(f"{row['mode']} {row['latency_ms']:g} ms", row["target_ms"], "k_", markersize=30)
+    ax.set_title("(c) streaming reaction p50 (ms; dash: target = model + 2 periods; CDF in reaction_cdf.png)")
     ax = axes[1][1]
     for row in result.get("quantization", []):
         if row["mean_steps"]:
@@ -210,10 +156,8 @@ def markdown(result: dict[str, Any]) -> str:
     lines += table(["model ms", "mode", "ticks", "stall ticks", "rtt p50 ms", "chunks", "successes/min"], (
         [r["latency_ms"], r["mode"], r["ticks"], r["stall_ticks"], r["rtt_ms_p50"], r["chunks"], r["successes_per_min"]]
         for r in result.get("modes", [])))
-    lines += ["## (c) Reaction latency (whack, 50 Hz, H=50)", ""]
-    lines += table(["run", "events", "reaction p50 ms", "reaction max ms", "touch p50 ms", "stall ticks"], (
-        [name, r["events"], r["reaction_ms_p50"], r["reaction_ms_max"], r["touch_ms_p50"], r["stall_ticks"]]
-        for name, r in result.get("reaction", {}).items()))
+    lines += ["## (c) Reaction latency (whack_fast, 50 Hz, H=50; sync K=25, naive/vlash streaming)", ""]
+    lines += bench_reaction.markdown(result.get("reaction", {}))
     lines += [f"## (d) Action quantization (virtual time, vlash, Δ={QUANTIZATION_DELAY}, K={QUANTIZATION_HORIZON})", ""]
     lines += table(["task", "q", "success", "mean steps", "seconds @30 Hz", "speed-up"], (
         [r["task"], r["q"], f"{100 * r['success_rate']:.0f}%", r["mean_steps"], r["seconds_at_30hz"], r.get("speedup", "–")]
@@ -236,8 +180,8 @@ def run(args: argparse.Namespace) -> int:
         print("(b) stalls and throughput per mode and model latency")
         result["modes"] = part_modes(runs, seconds, args.quick)
     if "reaction" in parts:
-        print("(c) reaction latency on whack")
-        result["reaction"] = part_reaction(runs, seconds, args.quick)
+        print("(c) reaction latency in the streaming regime (whack_fast, 50 Hz)")
+        result["reaction"] = bench_reaction.part_reaction(runs, run_sim, args.quick)
     if "quantization" in parts:
         print("(d) action quantization (virtual time)")
         result["quantization"] = part_quantization(args.quick)
@@ -246,6 +190,8 @@ def run(args: argparse.Namespace) -> int:
     write_json(out / "bench.json", result)
     (out / "bench.md").write_text(markdown(result))
     plot(result, out / "bench.png")
+    if result.get("reaction"):
+        bench_reaction.plot_cdf(result["reaction"], out / "reaction_cdf.png")
     print(markdown(result))
     print(json.dumps({k: result[k] for k in ("lateness_ms_p99", "stall_ticks", "reaction_ms_p50")}))
     print(f"wrote {out}/bench.json, bench.md, bench.png in {result['wall_s']}s")

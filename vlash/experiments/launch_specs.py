@@ -12,7 +12,7 @@ from vlash.experiments.parts import SIM_DRIVER, SIM_EXPERT
 
 
 def sim_spec(name: str, mode: str, *, task: str = "reach", fps: float = 30, latency: float = 150,
-             chunk_size: int = 50, horizon: int = 25, cameras: list[str] | None = None, seed: int = 0) -> dict[str, Any]:
+             chunk_size: int = 50, horizon: int | str = 25, cameras: list[str] | None = None, seed: int = 0) -> dict[str, Any]:
     """One robot ``arm`` (the sim driver on ``task``) served by the expert behind ``latency`` ms."""
     return {
         "name": name,
