@@ -48,7 +48,7 @@ def server(policy=None, **config) -> InferenceServer:
     (hello(actions=3), "3-dim actions"),
     (hello(kind="delta"), "delta actions"),
     (hello(chunk={"chunk_size": 50}), "chunk_size 50"),
-    (hello(chunk={"execution_horizon": 9}), "execution_horizon 9"),
+    (hello(chunk={"execution_horizon": 9}), "chunk_size=8], got 9"),
     (hello(chunk={"quantization": 0}), "quantization 0"),
 ])
 def test_a_hello_that_does_not_fit_the_policy_is_refused_and_leaves_the_session_alone(bad, reason):
