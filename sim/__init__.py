@@ -1,8 +1,9 @@
 """MuJoCo SO-101 tasks, scripted experts, cameras and the model-based future-state estimator.
 
-Importing ``sim`` registers the gymnasium ids ``vlash/{reach,whack,pick_place,track}-v0``; it builds
-no model and opens no GL context. The ``model`` future-state estimator is declared as an entry point
-(``vlash.estimators`` in pyproject.toml), so it resolves by name without importing ``sim`` first.
+Importing ``sim`` registers the gymnasium ids ``vlash/<task>-v0`` of :data:`TASKS` (reach, whack,
+pick_place, track, whack_fast, intercept); it builds no model and opens no GL context. The ``model``
+future-state estimator is declared as an entry point (``vlash.estimators`` in pyproject.toml), so it
+resolves by name without importing ``sim`` first.
 """
 
 from __future__ import annotations
@@ -13,12 +14,14 @@ os.environ.setdefault("MUJOCO_GL", "egl")  # before anything imports mujoco; ren
 
 import gymnasium as gym  # noqa: E402
 
-TASKS = ("reach", "whack", "pick_place", "track")
+TASKS = ("reach", "whack", "pick_place", "track", "whack_fast", "intercept")
 _ENTRY_POINTS = {
     "reach": "sim.tasks.reach:ReachEnv",
     "whack": "sim.tasks.whack:WhackEnv",
     "pick_place": "sim.tasks.pick_place:PickPlaceEnv",
     "track": "sim.tasks.track:TrackEnv",
+    "whack_fast": "sim.tasks.whack:WhackFastEnv",
+    "intercept": "sim.tasks.intercept:InterceptEnv",
 }
 
 

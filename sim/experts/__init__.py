@@ -1,21 +1,26 @@
 """Scripted experts: one chunk planner per task, each implementing :class:`vlash.contracts.Policy`.
 
-``make_expert("reach" | "whack" | "pick_place" | "track", chunk_size=50, fps=30.0, ...)`` builds one.
+``make_expert("reach" | "whack" | "pick_place" | "track" | "whack_fast" | "intercept", chunk_size=50, fps=...)``
+builds one; ``fps`` defaults to the task's own rate (30 Hz, 50 Hz for ``whack_fast`` and ``intercept``).
 Experts read ``observation.state`` (the state to plan from) and ``observation.extras["task_state"]``
 (the environment's privileged task information) and are deterministic.
 """
 
 from __future__ import annotations
 
+from sim.experts.intercept import InterceptExpert
 from sim.experts.motion import ReachExpert, TrackExpert, WhackExpert
 from sim.experts.pick_place import PickPlaceExpert
 from sim.experts.planning import ChunkExpert
+from sim.experts.whack_fast import WhackFastExpert
 
 EXPERTS: dict[str, type[ChunkExpert]] = {
     "reach": ReachExpert,
     "whack": WhackExpert,
     "pick_place": PickPlaceExpert,
     "track": TrackExpert,
+    "whack_fast": WhackFastExpert,
+    "intercept": InterceptExpert,
 }
 
 
@@ -26,4 +31,5 @@ def make_expert(task: str, chunk_size: int = 50, **kwargs) -> ChunkExpert:
     return EXPERTS[task](chunk_size=chunk_size, **kwargs)
 
 
-__all__ = ["EXPERTS", "ChunkExpert", "PickPlaceExpert", "ReachExpert", "TrackExpert", "WhackExpert", "make_expert"]
+__all__ = ["EXPERTS", "ChunkExpert", "InterceptExpert", "PickPlaceExpert", "ReachExpert", "TrackExpert", "WhackExpert",
+           "WhackFastExpert", "make_expert"]
