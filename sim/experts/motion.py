@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sim.experts.planning import ChunkExpert, leg, min_jerk, sample_legs
+from sim.experts.planning import ChunkExpert, hermite_blend, leg
 from sim.tasks.track import path_position
 from sim.tasks.whack import PAD_HEIGHT, PAD_RADIUS
 from vlash.contracts import PolicyObservation
@@ -21,7 +21,7 @@ class ReachExpert(ChunkExpert):
 
     def plan(self, q0: np.ndarray, task_state: np.ndarray, observation: PolicyObservation) -> np.ndarray:
         goal = self.pose(task_state[0:3], q0, q0[5], down=False)
-        return self.commands(sample_legs(q0, [leg(goal)], self.fps, self.chunk_size))
+        return self.legs(q0, [leg(goal)], observation)
 
 
 class WhackExpert(ChunkExpert):
@@ -48,43 +48,46 @@ class WhackExpert(ChunkExpert):
             vias.append(seed)
         if lit:
             vias.append(self.pose([*goal_xy, PRESS_Z], seed, gripper))
-        return self.commands(sample_legs(q0, [leg(*vias, hold=5)], self.fps, self.chunk_size))
+        return self.legs(q0, [leg(*vias, hold=5)], observation)
 
 
 class TrackExpert(ChunkExpert):
-    """Follow the predicted path, blending in from the given state.
+    """Follow the predicted path, blending in from the given state and the measured velocity.
 
-    Row j aims at the path ``lead_steps`` beyond its own step (servo-lag compensation) and is blended
-    with the given state over the first ``blend_steps`` rows, ``row_j = (1-w_j) q0 + w_j path_j``: like a
-    learned policy, a chunk starts where the state says the arm is, so a stale state pulls the arm back.
-    The path is evaluated from the step the state is for (see :func:`state_step_offset`).
+    Row j is the path's joint position ``j+1`` steps after the state's step plus an offset that starts
+    at the state's distance (and velocity difference) to the path and fades out over ``blend_s`` seconds
+    (cubic Hermite): like a learned policy, a chunk starts where the state says the arm is, so a stale
+    state pulls the arm back; with the velocity it starts at the arm's speed, so replanning every step
+    neither stops the arm nor lets it fall behind. The path is evaluated from the step the state is for
+    (see :func:`state_step_offset`).
     """
 
     task_name = "track"
 
-    def __init__(self, *args, lead_steps: float = 2.0, blend_steps: int = 8, **kwargs) -> None:
+    def __init__(self, *args, blend_s: float = 0.3, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.lead_steps = float(lead_steps)
-        self.blend_steps = int(blend_steps)
+        if blend_s <= 0:
+            raise ValueError(f"blend_s must be positive, got {blend_s}")
+        self.blend_s = float(blend_s)
 
     def plan(self, q0: np.ndarray, task_state: np.ndarray, observation: PolicyObservation) -> np.ndarray:
         t0 = task_state[0] + state_step_offset(observation) / self.fps
         params = task_state[7:19]
-        j = np.arange(self.chunk_size)
-        targets = path_position(params, t0 + (j + 1 + self.lead_steps) / self.fps)
-        rows = np.empty((self.chunk_size, 6))
-        on_path = self.kin.ik(path_position(params, t0), q0, down=False)
-        lead = self.kin.ik(path_position(params, t0 + self.lead_steps / self.fps), on_path, down=False) - on_path
-        seed = on_path
-        for i, target in enumerate(targets):
-            seed = self.kin.ik(target, seed, down=False, iterations=8)
-            rows[i, :5] = seed
-        rows[:, 5] = q0[5]
-        rows = self.commands(rows)
-        anchor = self.commands(q0)[0]
-        anchor[:5] += lead  # the command that keeps an arm at q0 moving along with the path
-        w = min_jerk(np.minimum(1.0, (j + 1) / max(1, self.blend_steps)))[:, None]
-        return (1.0 - w) * anchor + w * rows
+        steps = np.arange(self.chunk_size + 1)
+        targets = path_position(params, t0 + steps / self.fps)
+        path = np.empty((self.chunk_size + 1, 6))
+        seed = q0
+        for i, target in enumerate(targets):  # each row's IK starts from the previous row's solution
+            seed = self.kin.ik(target, seed, down=False, iterations=8 if i else 40)
+            path[i, :5] = seed
+        path[:, 5] = q0[5]
+        v0 = self.start_velocity(observation)
+        t = steps[1:] / self.fps
+        s = np.clip(t / self.blend_s, 0.0, 1.0)[:, None]
+        fade = 1.0 - 3.0 * s**2 + 2.0 * s**3  # cubic Hermite: 1 -> 0 with zero slope at both ends
+        slip = v0 - (path[1] - path[0]) * self.fps
+        rows = path[1:] + fade * (q0 - path[0]) + hermite_blend(t, self.blend_s)[:, None] * slip
+        return self.commands(rows, start=q0)
 
 
 def state_step_offset(observation: PolicyObservation) -> int:
