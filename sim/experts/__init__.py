@@ -2,8 +2,10 @@
 
 ``make_expert("reach" | "whack" | "pick_place" | "track" | "whack_fast" | "intercept", chunk_size=50, fps=...)``
 builds one; ``fps`` defaults to the task's own rate (30 Hz, 50 Hz for ``whack_fast`` and ``intercept``).
-Experts read ``observation.state`` (the state to plan from) and ``observation.extras["task_state"]``
-(the environment's privileged task information) and are deterministic.
+Experts read ``observation.state`` (the state to plan from), ``observation.extras["task_state"]``
+(the environment's privileged task information) and, when present, ``observation.extras["velocity"]``
+(the measured joint velocity: a plan continues the arm's motion instead of starting from rest), and
+are deterministic.
 """
 
 from __future__ import annotations
