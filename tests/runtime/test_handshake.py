@@ -21,14 +21,27 @@ from vlash.messages import ActionChunk, Config, Error, Hello, Observation
 
 
 class Outbox:
-    """The server's side of a bus, capturing what it sends."""
+    """The server's side of a bus, capturing what it sends; ``step`` sees ``observations`` and ``robots``."""
 
-    def __init__(self) -> None:
+    def __init__(self, observations: dict | None = None, robots: list[str] | None = None) -> None:
         self.sent: list = []
+        self.observations, self.known = observations or {}, robots or []
 
     def send(self, robot_id, msg) -> bool:
         self.sent.append(msg)
         return True
+
+    def poll(self, timeout_ms: int) -> int:
+        return len(self.observations)
+
+    def hellos(self) -> list:
+        return []
+
+    def latest(self) -> dict:
+        return self.observations
+
+    def robots(self) -> list[str]:
+        return self.known
 
 
 def hello(robot="arm", mode="vlash", joints=2, actions=2, kind="absolute", cameras=None, chunk=None, fps=30.0):
@@ -84,21 +97,7 @@ def test_the_delay_estimate_is_capped_below_the_robot_horizon_and_the_robot_is_t
 
 def test_an_observation_from_a_robot_that_never_said_hello_is_answered_with_unknown_robot():
     srv = server(fixed_delay_steps=1)
-
-    class Bus(Outbox):
-        def poll(self, timeout_ms):
-            return 1
-
-        def hellos(self):
-            return []
-
-        def robots(self):
-            return []
-
-        def latest(self):
-            return {"arm": Observation("arm", 1, 0, 0.0, np.zeros(2, np.float32))}
-
-    srv.bus = Bus()
+    srv.bus = Outbox(observations={"arm": Observation("arm", 1, 0, 0.0, np.zeros(2, np.float32))})
     assert srv.step(0) == 0
     assert [(type(m), m.code) for m in srv.bus.sent] == [(Error, "unknown_robot")]
 
@@ -168,19 +167,6 @@ def test_sessions_of_robots_the_bus_forgot_are_dropped():
     srv = server(fixed_delay_steps=1)
     assert srv.on_hello(hello("a")).accepted and srv.on_hello(hello("b")).accepted
 
-    class Bus(Outbox):
-        def poll(self, timeout_ms):
-            return 0
-
-        def hellos(self):
-            return []
-
-        def latest(self):
-            return {}
-
-        def robots(self):
-            return ["b"]  # "a" went silent past the heartbeat timeout
-
-    srv.bus = Bus()
+    srv.bus = Outbox(robots=["b"])  # "a" went silent past the heartbeat timeout
     srv.step(0)
     assert list(srv.sessions) == ["b"]
