@@ -302,6 +302,11 @@ def reaction_values(data: dict[str, Any], images: dict[str, str] | None = None) 
         "reaction_best_ratio": _num(best, 1),
         "reaction_short": best is None or best < analytic_best,
         "reaction_cdf": _image("reaction latency CDF", images.get("reaction_cdf")) if images else "",
+        "reaction_wins": "; ".join(f"{r['mode']} {r['latency_ms']:g} ms: {r.get('successes')}" for r in reaction.values()),
+        "reaction_vlash_wins_less": any(
+            (v.get("successes") or 0) < (n.get("successes") or 0)
+            for v in reaction.values() for n in reaction.values()
+            if v["mode"] == "vlash" and n["mode"] == "naive" and v["latency_ms"] == n["latency_ms"]),
     })
     return values
 
