@@ -347,7 +347,7 @@ def test_invalid_outgoing_messages_are_counted_not_sent(server, clients):
     assert a.counters["unsendable_nonfinite"] == 1 and a.counters.get("sent", 0) == 0
 
 
-def test_hellos_are_queued_for_the_server_in_order_and_never_answered_by_the_bus(server, clients):
+def test_hellos_are_queued_for_the_server_in_arrival_order_and_never_answered_by_the_bus(server, clients):
     a, b = clients(server.endpoint, "arm_a"), clients(server.endpoint, "arm_b")
     send(a, Hello("arm_a", 0, {}, 30.0, "sync"))
     hellos: list[Hello] = []
@@ -355,7 +355,9 @@ def test_hellos_are_queued_for_the_server_in_order_and_never_answered_by_the_bus
     send(b, Hello("arm_b", 0, {}, 50.0, "vlash"))
     send(a, Hello("arm_a", 0, {}, 30.0, "naive"))
     wait_for(lambda: len(hellos) == 3, server.poll, lambda: hellos.extend(server.hellos()), what="three Hellos")
-    assert [(h.robot_id, h.mode) for h in hellos] == [("arm_a", "sync"), ("arm_b", "vlash"), ("arm_a", "naive")]
+    # in arrival order per connection (ZeroMQ fair-queues between connections, so only that order is defined)
+    assert [h.mode for h in hellos if h.robot_id == "arm_a"] == ["sync", "naive"]
+    assert [h.mode for h in hellos if h.robot_id == "arm_b"] == ["vlash"]
     assert server.hellos() == [] and server.counters["hellos"] == 3
     assert a.poll(50) == [] and b.poll(50) == []  # the transport decides nothing: no Config without a server
 
