@@ -29,6 +29,18 @@ from vlash.launchfile import LaunchSpec
 from vlash.runlog import read_jsonl, write_json
 
 
+def interrupt(proc: subprocess.Popen, timeout: float = 10.0) -> int:
+    """Stop a child as Ctrl-C would (SIGINT, so it flushes its logs), killing it after ``timeout``; its exit code."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return proc.returncode
+
+
 class LaunchFailed(RuntimeError):
     """A process of the launch failed; the message is its own last words and where its log is."""
 
@@ -84,14 +96,8 @@ class Child:
                 self.log.write(line)
 
     def stop(self, timeout: float = 10.0) -> int:
-        if self.proc.poll() is None:
-            self.stopped = True
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        self.stopped = self.stopped or self.proc.poll() is None
+        interrupt(self.proc, timeout)
         self._reader.join(timeout=2)
         self.log.close()
         return self.proc.returncode

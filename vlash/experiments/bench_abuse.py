@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -27,6 +26,7 @@ import numpy as np
 
 from vlash.contracts import DriverBase, DriverReading, PolicyFeatures, RobotFeatures
 from vlash.messages import Hello, Observation, encode
+from vlash.supervisor import interrupt
 
 PHASES = ("baseline", "forged_ids", "hello_swaps", "decode_bombs", "garbage_flood")
 FORGED_STEP = 10_000_000  # forged observations claim steps the robot never reaches
@@ -188,15 +188,8 @@ def run_abuse(folder: Path, phase_s: float = 5.0, latency_ms: float = 30.0, fps:
                              "server_cpu_us_per_message": round((cpu1 - cpu0) * 1e6 / sent, 1) if sent else None}
             print(f"[abuse] {phase}: {sent} messages in {t1 - t0:.1f} s", file=sys.stderr, flush=True)
     finally:
-        for proc in (control, server):
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGINT)
-        for proc in (control, server):
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        for proc in (control, server):  # the robot first, so its log ends while the server still answers
+            interrupt(proc, 20)
         server_log.close()
     ticks = [json.loads(line) for line in (folder / "arm" / "ticks.jsonl").read_text().splitlines()]
     taken = {json.loads(line)["obs_step"] for line in (folder / "arm" / "chunks.jsonl").read_text().splitlines()}

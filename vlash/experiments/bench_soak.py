@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -28,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from vlash.experiments.parts import SIM_DRIVER, SIM_EXPERT
+from vlash.supervisor import interrupt
 
 TARGET_RSS_GROWTH_MB = 10.0
 
@@ -158,13 +158,7 @@ def soak(args: argparse.Namespace) -> dict[str, Any]:
             control.wait(timeout=seconds + 120)
         finally:
             for proc in (control, server):
-                if proc.poll() is None:
-                    proc.send_signal(signal.SIGINT)
-                    try:
-                        proc.wait(20)
-                    except subprocess.TimeoutExpired:
-                        proc.kill()
-                        proc.wait()
+                interrupt(proc, 20)
             watcher.join()
     summary = watcher.summary
     if summary is None:
