@@ -27,6 +27,17 @@ class PolicyFeatures:
     cameras: dict[str, tuple[int, int]] = field(default_factory=dict)  # name -> (height, width)
     uses_task: bool = False
     extras: tuple[str, ...] = ()  # names of privileged arrays it needs (e.g. "task_state")
+    history_steps: int = 0  # past frames it conditions on besides the current one (LeRobot's n_obs_steps - 1)
+
+
+@dataclass(frozen=True)
+class ObservationFrame:
+    """A past observation a shell kept for a policy with observation history (measured, never estimated)."""
+
+    step: int
+    state: np.ndarray  # (S,) float32, as read at ``step``
+    images: dict[str, np.ndarray] = field(default_factory=dict)  # empty: the policy reuses the current images
+    extras: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 @dataclass
@@ -37,6 +48,11 @@ class PolicyObservation:
     estimated state at ``start_step`` in ``vlash`` mode. ``measured_state`` is always the state
     actually read at ``step``. Row 0 of the returned chunk is for ``start_step``. Images are
     always the current ones.
+
+    ``history`` holds the frames of steps before ``step`` (oldest first, at most the policy's
+    ``history_steps``; fewer at an episode's start, when the policy repeats the oldest it has).
+    ``sample_key`` seeds a stochastic policy's sampling for this request: the same key gives the
+    same chunk, so batched and sequential evaluation agree; ``None`` uses the policy's own RNG.
     """
 
     step: int
@@ -49,6 +65,8 @@ class PolicyObservation:
     prefix: np.ndarray | None = None  # (P, A) float32
     delay_steps: int = 0
     start_step: int | None = None  # the step row 0 is for; None means ``step``
+    history: tuple[ObservationFrame, ...] = ()
+    sample_key: int | None = None
 
     def __post_init__(self) -> None:
         if self.start_step is None:
@@ -69,6 +87,18 @@ class Policy(Protocol):
 
     def predict_chunk(self, observation: PolicyObservation) -> np.ndarray:
         """Return a (chunk_size, action_dim) float32 array; row 0 is for the chunk's first step."""
+
+
+def predict_chunks(policy: Policy, observations: list[PolicyObservation]) -> list[np.ndarray]:
+    """Chunks for several observations: one batched call where the policy has ``predict_batch``.
+
+    ``predict_batch(observations) -> list of (chunk_size, action_dim)`` is optional; it must give what
+    ``predict_chunk`` gives for each observation (same ``sample_key``, same chunk).
+    """
+    batch = getattr(policy, "predict_batch", None)
+    if callable(batch) and len(observations) > 1:
+        return list(batch(observations))
+    return [policy.predict_chunk(o) for o in observations]
 
 
 # --- drivers --------------------------------------------------------------------------------

@@ -23,14 +23,14 @@ process drive. No I/O, no clock.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Literal
 
 import numpy as np
 
-from vlash.contracts import ActionKind, PolicyObservation
+from vlash.contracts import ActionKind, ObservationFrame, PolicyObservation
 from vlash.future_state import FutureStateEstimator, make_estimator
 from vlash.plan import Executed, Installed, Plan, hold_action, queued_window
 from vlash.quantize import coarse_steps, quantize
@@ -87,8 +87,10 @@ class ChunkRequest:
         images: Mapping[str, np.ndarray] | None = None,
         task: str = "",
         extras: Mapping[str, np.ndarray] | None = None,
+        history: Sequence[ObservationFrame] = (),
+        sample_key: int | None = None,
     ) -> PolicyObservation:
-        """What the policy sees: this request's state, the current images and task."""
+        """What the policy sees: this request's state, the current images and task, the measured past frames."""
         return PolicyObservation(
             step=self.obs_step,
             state=self.state,
@@ -99,6 +101,8 @@ class ChunkRequest:
             prefix=self.prefix,
             delay_steps=self.delay_steps,
             start_step=self.start_step,
+            history=tuple(history),
+            sample_key=sample_key,
         )
 
 
