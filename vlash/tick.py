@@ -52,21 +52,38 @@ class Link(Protocol):
 @dataclass
 class TickResult:
     step: int
-    executed: Executed
+    executed: Executed | None  # None between start_tick and finish_tick
     requested: bool
     installed: list[tuple[Arrival, Installed]] = field(default_factory=list)
 
 
 def run_tick(scheduler: Scheduler, link: Link, step: int, state: np.ndarray) -> TickResult:
     """Run control step ``step`` from the measured ``state``: install, maybe request, execute."""
+    return finish_tick(scheduler, link, start_tick(scheduler, link, step), state)
+
+
+def start_tick(scheduler: Scheduler, link: Link, step: int) -> TickResult:
+    """Phases 1 and 2 of step ``step``: install what arrived, send the request if the mode's trigger fires.
+
+    A batched shell runs this for every robot, answers all requests in one policy call, then runs
+    :func:`finish_tick` for each; :func:`run_tick` runs both back to back.
+    """
     installed = [(a, _install(scheduler, a, step)) for a in link.arrivals(step)]
     requested = False
     if scheduler.should_request(step, link.delay_steps()) and link.send_request(step):
         requested = True
         scheduler.mark_requested(step)
+    return TickResult(step, None, requested, installed)
+
+
+def finish_tick(scheduler: Scheduler, link: Link, started: TickResult, state: np.ndarray) -> TickResult:
+    """Phase 3: install an answer already usable at this step (Δ = 0), then execute or hold."""
+    step = started.step
+    installed = list(started.installed)
+    if started.requested:
         installed += [(a, _install(scheduler, a, step)) for a in link.arrivals(step)]
     executed = scheduler.execute(step, state)
-    return TickResult(step, executed, requested, installed)
+    return TickResult(step, executed, started.requested, installed)
 
 
 def _install(scheduler: Scheduler, arrival: Arrival, step: int) -> Installed:
