@@ -32,6 +32,7 @@ class RunConfig:
     estimator: str | None = None
     estimator_options: dict = field(default_factory=dict)
     max_steps: int | None = None  # default: the environment's own time limit, else 1000
+    estimator_sees_env: bool = False  # sim-only estimators (oracle) step a copy of this very environment
 
     def __post_init__(self) -> None:
         if self.delay_steps < 0:
@@ -159,7 +160,8 @@ class Episode:
                 execution_horizon=config.execution_horizon or policy.chunk_size,
                 quantization=config.quantization,
                 estimator=config.estimator,
-                estimator_options=config.estimator_options,
+                estimator_options={**config.estimator_options, "env": env.unwrapped}
+                if config.estimator_sees_env else config.estimator_options,
             ),
             self.action_dim,
             policy.action_kind,

@@ -40,7 +40,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--estimator", default=None,
                         help="future-state estimator of vlash mode, e.g. target or model "
                              "(default: by the policy's action kind, target for absolute actions)")
-    parser.add_argument("--workers", type=int, default=max(1, min(2, mp.cpu_count())))
+    parser.add_argument("--workers", type=int, default=max(1, min(2, mp.cpu_count())),
+                        help="cells run in this many processes at once (default: %(default)s)")
+    parser.add_argument("--batch", type=int, default=16,
+                        help="environments per cell run in lockstep, each step's requests answered by one batched "
+                             "policy call; results equal the one-at-a-time runner's (default: %(default)s; 1: "
+                             "one episode at a time)")
     parser.add_argument("--quick", action="store_true", help="a small grid (reach, delays 0 and 4, 3 episodes)")
     parser.add_argument("--out", default="runs/eval")
 
@@ -72,6 +77,7 @@ def bad_arguments(args: argparse.Namespace) -> str | None:
          "must be 'auto' or >= 1"),
         ("--quantization", args.quantization >= 1, "must be >= 1"),
         ("--workers", args.workers >= 1, "must be >= 1"),
+        ("--batch", args.batch >= 1, "must be >= 1"),
     ]
     return next((f"{name} {message}" for name, ok, message in checks if not ok), None)
 
@@ -82,7 +88,8 @@ def grid(args: argparse.Namespace) -> list[Cell]:
         args.tasks, args.delays, args.episodes = ["reach"], [0, 4], 3
     seeds = tuple(range(args.seed, args.seed + args.episodes))
     return [
-        Cell(task, mode, delay, policy, seeds, args.chunk_size, args.execution_horizon, args.quantization, args.estimator)
+        Cell(task, mode, delay, policy, seeds, args.chunk_size, args.execution_horizon, args.quantization, args.estimator,
+             batch=args.batch)
         for task in args.tasks
         for policy in args.policies
         for delay in args.delays

@@ -21,7 +21,7 @@ import numpy as np
 from vlash.experiments.parts import CHECKPOINT_POLICY, SIM_EXPERT, SIM_TASK
 from vlash.factory import resolve
 from vlash.scheduler import Mode, default_estimator, parse_mode
-from vlash.virtual_time import RunConfig, run_episode
+from vlash.virtual_time import RunConfig, run_episode, run_episodes_batched
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,10 @@ class Cell:
     quantization: int = 1
     estimator: str | None = None  # vlash mode only; default: vlash.scheduler.default_estimator
     env_options: dict[str, Any] = field(default_factory=dict)
+    batch: int = 1  # environments run in lockstep, their requests answered by one batched policy call
+
+
+SIM_ONLY_ESTIMATORS = ("oracle",)  # step a copy of the simulation itself: virtual-time evaluation only
 
 
 def default_horizon(chunk_size: int) -> int:
@@ -85,18 +89,18 @@ def reaction_steps(episodes: list) -> float | None:
 
 
 def run_cell(cell: Cell) -> dict[str, Any]:
-    """Run every seed of one cell; returns its result record."""
+    """Run every seed of one cell (``cell.batch`` environments in lockstep when > 1); returns its result record."""
     mode = parse_mode(cell.mode)
-    env = resolve(SIM_TASK)(cell.task, **cell.env_options)
+    envs = [resolve(SIM_TASK)(cell.task, **cell.env_options) for _ in range(max(1, min(cell.batch, len(cell.seeds))))]
     try:
-        policy = make_policy(cell, env)
+        policy = make_policy(cell, envs[0])
         if mode is Mode.RTC and not getattr(policy, "supports_rtc", False):
             raise ValueError(f"mode 'rtc' needs a policy that supports real-time chunking; {cell.policy!r} on "
                              f"{cell.task!r} does not (LeRobot's pi0, pi05 and smolvla do)")
         horizon = cell.execution_horizon or default_horizon(policy.chunk_size)  # the scheduler checks K <= H
         estimator = cell.estimator if mode is Mode.VLASH else None  # None: the scheduler's default rule
         estimator_name = estimator or default_estimator(mode, policy.action_kind)
-        options = {"fps": getattr(env.unwrapped, "fps", 30.0)} if estimator_name == "model" else {}
+        options = {"fps": getattr(envs[0].unwrapped, "fps", 30.0)} if estimator_name == "model" else {}
         config = RunConfig(
             mode=mode.value,
             delay_steps=cell.delay,
@@ -104,10 +108,15 @@ def run_cell(cell: Cell) -> dict[str, Any]:
             quantization=cell.quantization,
             estimator=estimator,
             estimator_options=options,
+            estimator_sees_env=estimator_name in SIM_ONLY_ESTIMATORS,
         )
-        episodes = [run_episode(env, policy, config, seed=s) for s in cell.seeds]
+        if len(envs) > 1:
+            episodes = run_episodes_batched(envs, policy, config, list(cell.seeds))
+        else:
+            episodes = [run_episode(envs[0], policy, config, seed=s) for s in cell.seeds]
     finally:
-        env.close()
+        for env in envs:
+            env.close()
     wins = [e for e in episodes if e.success]
     low, high = wilson_interval(len(wins), len(episodes))
     extra = [e.final_info.get("tracking_error") for e in episodes if e.final_info.get("tracking_error") is not None]
@@ -127,7 +136,12 @@ def run_cell(cell: Cell) -> dict[str, Any]:
         "mean_steps": float(np.mean([e.steps for e in wins])) if wins else None,
         "stall_steps": float(np.mean([e.stall_steps for e in episodes])),
         "discontinuity": float(np.mean([e.mean_discontinuity for e in episodes])),
+        "seeds": [e.seed for e in episodes],
+        "outcomes": [int(e.success) for e in episodes],  # per seed, in seed order: paired tests across modes
     }
+    changes = [e.final_info.get("side_changes") for e in episodes if e.final_info.get("side_changes") is not None]
+    if changes:
+        record["strategy_change_rate"] = float(np.mean([c > 0 for c in changes]))
     if extra:
         record["tracking_error"] = float(np.mean(extra))
     reaction = reaction_steps(episodes)
