@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "record": ("vlash.commands.record", "record scripted demonstrations to a LeRobot dataset"),
     "train": ("vlash.commands.train", "train a LeRobot policy with temporal-delay augmentation"),
     "keys": ("vlash.commands.keys", "create a CurveZMQ key pair"),
+    "study": ("vlash.commands.study", "the powered accuracy study (docs/STUDY_PLAN.md; hours)"),
     "results": ("vlash.commands.results", "regenerate docs/RESULTS.md"),
 }
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import multiprocessing as mp
 import os
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -91,6 +92,7 @@ def reaction_steps(episodes: list) -> float | None:
 def run_cell(cell: Cell) -> dict[str, Any]:
     """Run every seed of one cell (``cell.batch`` environments in lockstep when > 1); returns its result record."""
     mode = parse_mode(cell.mode)
+    started = time.perf_counter()
     envs = [resolve(SIM_TASK)(cell.task, **cell.env_options) for _ in range(max(1, min(cell.batch, len(cell.seeds))))]
     try:
         policy = make_policy(cell, envs[0])
@@ -136,6 +138,7 @@ def run_cell(cell: Cell) -> dict[str, Any]:
         "mean_steps": float(np.mean([e.steps for e in wins])) if wins else None,
         "stall_steps": float(np.mean([e.stall_steps for e in episodes])),
         "discontinuity": float(np.mean([e.mean_discontinuity for e in episodes])),
+        "seconds": round(time.perf_counter() - started, 2),  # the cell's wall time: what a grid costs
         "seeds": [e.seed for e in episodes],
         "outcomes": [int(e.success) for e in episodes],  # per seed, in seed order: paired tests across modes
     }
@@ -157,23 +160,29 @@ def _one_thread_per_worker() -> None:
         os.environ.setdefault(var, "1")
 
 
-def run_cells(cells: Sequence[Cell], workers: int = 1, done: Callable[[], None] | None = None) -> list[dict[str, Any]]:
+def run_cells(cells: Sequence[Cell], workers: int = 1, done: Callable[[], None] | None = None,
+              on_record: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
     """Run every cell (in ``workers`` spawned processes when > 1); records sorted by task, policy, delay, mode.
 
-    ``done`` is called after each finished cell (a progress bar).
+    ``done`` is called after each finished cell (a progress bar); ``on_record`` with each record as it
+    arrives (to save it at once: a long run interrupted keeps its finished cells).
     """
     records = []
+
+    def finished(record: dict[str, Any]) -> None:
+        records.append(record)
+        if on_record:
+            on_record(record)
+        if done:
+            done()
+
     if workers > 1 and len(cells) > 1:
         with mp.get_context("spawn").Pool(workers, initializer=_one_thread_per_worker) as pool:
             for record in pool.imap_unordered(run_cell, cells):
-                records.append(record)
-                if done:
-                    done()
+                finished(record)
     else:
         for cell in cells:
-            records.append(run_cell(cell))
-            if done:
-                done()
+            finished(run_cell(cell))
     order = {m: i for i, m in enumerate(MODE_ORDER)}
     records.sort(key=lambda r: (r["task"], r["policy"], r["delay"], order.get(r["mode"], len(order))))
     return records

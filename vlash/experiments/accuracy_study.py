@@ -1,0 +1,233 @@
+"""The powered accuracy study (``vlash study``): where does future-state conditioning beat naive async?
+
+The configuration is fixed in advance in ``docs/STUDY_PLAN.md``; :class:`StudyConfig`'s defaults are
+exactly that plan. Steps, all through the public commands or the evaluation layer:
+
+1. ``vlash record`` noisy, multimodal demonstrations (per-episode strategy, N(0, σ) action noise);
+2. ``vlash train`` each policy (Diffusion and ACT, plain and with offsets);
+3. the quality gate: sync at Δ = 0 on held-out gate seeds; a policy below it trains on once, to twice its steps;
+4. the grid (modes x Δ x K, the same seeds in every cell) in virtual time, batched, each cell saved to
+   ``cells.jsonl`` as it finishes, so ``--resume`` continues an interrupted run.
+
+Statistics and the figure are :mod:`vlash.experiments.accuracy_report`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vlash.experiments.evaluation import Cell, run_cells
+from vlash.experiments.study import CommandLog
+
+STUDY_FILE = "accuracy_study.json"
+CELLS_FILE = "cells.jsonl"
+
+
+@dataclass(frozen=True)
+class PolicySpec:
+    """One trained policy of the study."""
+
+    kind: str  # a LeRobot policy type: "diffusion" or "act"
+    max_delay: int  # 0: plain behaviour cloning; > 0: VLASH offsets δ ~ U{0..max_delay}
+    steps: int
+
+    @property
+    def label(self) -> str:
+        return f"{self.kind} " + ("plain" if self.max_delay == 0 else f"offsets Δmax={self.max_delay}")
+
+    @property
+    def slug(self) -> str:
+        return f"{self.kind}_md{self.max_delay}"
+
+
+def _policies() -> tuple[PolicySpec, ...]:
+    return (PolicySpec("diffusion", 0, 6000), PolicySpec("diffusion", 4, 6000),
+            PolicySpec("act", 0, 4000), PolicySpec("act", 4, 4000))
+
+
+@dataclass
+class StudyConfig:
+    """Every knob of the study; the defaults are ``docs/STUDY_PLAN.md``."""
+
+    task: str = "detour"
+    demo_episodes: int = 100
+    action_noise: float = 0.05  # radians, added to every executed action while recording
+    strategy: str = "random"
+    policies: tuple[PolicySpec, ...] = field(default_factory=_policies)
+    batch_size: int = 64
+    chunk_size: int = 8  # ACT's; the Diffusion preset's n_action_steps is 8 too
+    state_source: str = "state"
+    gate_seed: int = 5000
+    gate_episodes: int = 100
+    gate: float = 0.85
+    modes: tuple[str, ...] = ("sync", "naive", "vlash:target", "vlash:model", "vlash:oracle")
+    delays: tuple[int, ...] = (0, 1, 2, 3, 4)
+    horizons: tuple[int | str, ...] = ("max", 4)  # "max": K = max(Δ, 1); an int: that K
+    episodes: int = 200
+    eval_seed: int = 10000
+    batch: int = 50  # environments in lockstep per cell
+    workers: int = 2
+    train_seed: int = 0
+    retrain: bool = True  # below the gate: train on once to twice the steps
+
+    @classmethod
+    def quick(cls) -> StudyConfig:
+        """A smoke test (a couple of minutes): tiny data, a few training steps, a small grid."""
+        return cls(demo_episodes=4, policies=(PolicySpec("diffusion", 0, 20), PolicySpec("diffusion", 2, 20)),
+                   batch_size=8, gate_episodes=2, modes=("sync", "naive", "vlash:target", "vlash:oracle"),
+                   delays=(0, 2), episodes=3, batch=3, workers=1, retrain=False)
+
+
+def horizon_of(spec: int | str, delay: int) -> int:
+    """K for a horizon spec at delay Δ: ``"max"`` is the back-to-back K = max(Δ, 1)."""
+    return max(delay, 1) if spec == "max" else int(spec)
+
+
+def split_mode(mode: str) -> tuple[str, str | None]:
+    """``"vlash:oracle"`` -> ("vlash", "oracle"); ``"naive"`` -> ("naive", None)."""
+    name, _, estimator = mode.partition(":")
+    return name, estimator or None
+
+
+def grid(config: StudyConfig, checkpoint: str) -> list[Cell]:
+    """The cells of one policy: Δ = 0 runs sync only (every mode is the same schedule there), K deduplicated."""
+    seeds = tuple(range(config.eval_seed, config.eval_seed + config.episodes))
+    cells = []
+    for delay in config.delays:
+        for k in sorted({horizon_of(h, delay) for h in config.horizons}):
+            for mode in config.modes:
+                name, estimator = split_mode(mode)
+                if delay == 0 and name != "sync":
+                    continue
+                cells.append(Cell(config.task, name, delay, checkpoint, seeds, execution_horizon=k,
+                                  estimator=estimator, batch=config.batch))
+    return cells
+
+
+def cell_key(task: str, policy: str, mode: str, estimator: str | None, delay: int, horizon: int) -> str:
+    return f"{task}|{policy}|{mode}|{estimator}|{delay}|{horizon}"
+
+
+def record_key(record: dict[str, Any]) -> str:
+    estimator = record["estimator"] if record["mode"] == "vlash" else None
+    return cell_key(record["task"], record["policy"], record["mode"], estimator, record["delay"],
+                    record["execution_horizon"])
+
+
+def _cell_key(cell: Cell) -> str:
+    return cell_key(cell.task, cell.policy, cell.mode, cell.estimator, cell.delay, int(cell.execution_horizon or 0))
+
+
+def _train_args(config: StudyConfig, spec: PolicySpec, data: Path, out: Path, steps: int, resume: bool) -> list[str]:
+    args = ["train", "--dataset", str(data), "--policy", spec.kind, "--preset", "small", "--steps", str(steps),
+            "--batch-size", str(config.batch_size), "--max-delay-steps", str(spec.max_delay),
+            "--state-source", config.state_source, "--seed", str(config.train_seed), "--save-every", "0",
+            "--no-progress", "--out", str(out)]
+    if spec.kind == "act":
+        args += ["--chunk-size", str(config.chunk_size)]
+    return args + (["--resume"] if resume else [])
+
+
+def _gate(config: StudyConfig, checkpoint: Path) -> dict[str, Any]:
+    seeds = tuple(range(config.gate_seed, config.gate_seed + config.gate_episodes))
+    cell = Cell(config.task, "sync", 0, str(checkpoint), seeds, execution_horizon=1,
+                batch=min(config.batch, len(seeds)))
+    record = run_cells([cell])[0]
+    return {"success_rate": record["success_rate"], "episodes": record["episodes"],
+            "passed": record["success_rate"] >= config.gate}
+
+
+def _trained(out: Path) -> dict[str, Any]:
+    return json.loads((out / "train_summary.json").read_text())
+
+
+def prepare_policies(work: Path, config: StudyConfig, log: CommandLog) -> tuple[dict[str, Path], dict[str, Any]]:
+    """Record the data, train every policy and run its quality gate (reusing finished steps)."""
+    data = work / "data"
+    if not (data / "meta" / "info.json").exists():
+        log.run("study: record", ["record", "--task", config.task, "--episodes", str(config.demo_episodes),
+                                  "--seed", "0", "--strategy", config.strategy, "--action-noise",
+                                  str(config.action_noise), "--out", str(data), "--no-progress"])
+    checkpoints: dict[str, Path] = {}
+    training: dict[str, Any] = {}
+    for spec in config.policies:
+        out = work / "ckpt" / spec.slug
+        info_file = out / "study_gate.json"
+        if not info_file.exists():
+            seconds = log.run(f"study: train {spec.label}", _train_args(config, spec, data, out, spec.steps, False))
+            runs = [{**_trained(out), "wall_s": round(seconds, 1), "gate": _gate(config, out)}]
+            if not runs[-1]["gate"]["passed"] and config.retrain:
+                seconds = log.run(f"study: train {spec.label} on (below the gate)",
+                                  _train_args(config, spec, data, out, 2 * spec.steps, True))
+                runs.append({**_trained(out), "wall_s": round(seconds, 1), "gate": _gate(config, out)})
+            info_file.write_text(json.dumps({"label": spec.label, "runs": runs}, indent=2) + "\n")
+        checkpoints[spec.label] = out
+        training[spec.label] = json.loads(info_file.read_text())
+    return checkpoints, training
+
+
+def run_study(work: Path, config: StudyConfig, log: CommandLog,
+              progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+    """Run (or resume) the whole study under ``work``; returns and writes ``work/accuracy_study.json``."""
+    work.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    checkpoints, training = prepare_policies(work, config, log)
+    labels = {str(path): label for label, path in checkpoints.items()}
+    cells_file = work / CELLS_FILE
+    done = {record_key(r): r for r in _read_cells(cells_file)}
+    cells = [c for path in checkpoints.values() for c in grid(config, str(path))]
+    todo = [c for c in cells if _cell_key(c) not in done]
+    finished = len(cells) - len(todo)
+    if progress:
+        progress(finished, len(cells))
+
+    def save(record: dict[str, Any]) -> None:
+        nonlocal finished
+        with cells_file.open("a") as fh:
+            fh.write(json.dumps(record) + "\n")
+        done[record_key(record)] = record
+        finished += 1
+        if progress:
+            progress(finished, len(cells))
+
+    eval_started = time.monotonic()
+    run_cells(todo, config.workers, on_record=save)
+    records = [{**done[_cell_key(c)], "checkpoint": labels[c.policy]} for c in cells]
+    previous = _read_json(work / STUDY_FILE) or {}
+    study = {
+        "config": asdict(config),
+        "training": training,
+        "records": records,
+        "wall_s": {"this_run": round(time.monotonic() - started, 1),
+                   "grid_this_run": round(time.monotonic() - eval_started, 1),
+                   "cells_this_run": len(todo),
+                   "earlier_runs": previous.get("wall_s", {}).get("total", 0.0)},
+        "commands": log.entries,
+    }
+    study["wall_s"]["total"] = round(study["wall_s"]["earlier_runs"] + study["wall_s"]["this_run"], 1)
+    (work / STUDY_FILE).write_text(json.dumps(study, indent=2) + "\n")
+    return study
+
+
+def _read_cells(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    records = []
+    for line in path.read_text().splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:  # a line cut short by an interrupted run: that cell runs again
+            continue
+    return records
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
