@@ -1,0 +1,54 @@
+"""The accuracy study's statistics: McNemar on paired outcomes, Holm's correction, the grid it runs."""
+
+from __future__ import annotations
+
+import pytest
+
+from vlash.experiments.accuracy_report import comparisons, holm, mcnemar
+from vlash.experiments.accuracy_study import StudyConfig, grid, horizon_of, split_mode
+
+
+def test_mcnemar_counts_discordant_pairs_and_matches_the_exact_binomial():
+    a = [1] * 10 + [0] * 2 + [1] * 5
+    b = [0] * 10 + [1] * 2 + [1] * 5
+    test = mcnemar(a, b)
+    assert (test["only_first"], test["only_second"]) == (10, 2)
+    assert test["p"] == pytest.approx(0.0386, abs=1e-4)  # 2 * P(X <= 2), X ~ Bin(12, 0.5) = 158/4096
+    assert mcnemar([1, 0, 1], [1, 0, 1])["p"] == 1.0  # no discordant pair
+    with pytest.raises(ValueError, match="paired"):
+        mcnemar([1, 0], [1])
+
+
+def test_holm_adjusts_in_input_order_and_stays_monotone():
+    assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    assert holm([0.5]) == [0.5]
+    assert holm([0.3, 0.9]) == pytest.approx([0.6, 0.9])
+
+
+def _record(mode, estimator, outcomes, delay=2, k=2, seeds=None):
+    n = len(outcomes)
+    return {"checkpoint": "p", "mode": mode, "estimator": estimator, "delay": delay, "execution_horizon": k,
+            "outcomes": outcomes, "seeds": seeds or list(range(n)), "episodes": n,
+            "success_rate": sum(outcomes) / n, "success_ci95": [0, 1]}
+
+
+def test_comparisons_pair_vlash_with_naive_of_the_same_cell_only():
+    naive = _record("naive", "none", [0, 0, 1, 1])
+    oracle = _record("vlash", "oracle", [1, 1, 1, 0])
+    other_k = _record("vlash", "target", [1, 1, 1, 1], k=4)  # no naive at K = 4: not compared
+    (row,) = comparisons([naive, oracle, other_k])
+    assert (row["variant"], row["only_first"], row["only_second"]) == ("vlash·oracle", 2, 1)
+    with pytest.raises(ValueError, match="not paired"):
+        comparisons([naive, _record("vlash", "oracle", [1, 1, 1, 0], seeds=[9, 8, 7, 6])])
+
+
+def test_the_planned_grid():
+    config = StudyConfig()
+    assert (config.episodes, config.delays, config.task) == (200, (0, 1, 2, 3, 4), "detour")
+    assert split_mode("vlash:oracle") == ("vlash", "oracle") and split_mode("naive") == ("naive", None)
+    assert [horizon_of("max", d) for d in range(5)] == [1, 1, 2, 3, 4]
+    cells = grid(config, "ckpt")
+    assert {c.mode for c in cells if c.delay == 0} == {"sync"}  # Δ = 0: one schedule for every mode
+    assert len(cells) == 2 + 4 * 2 * 5 - 5  # Δ=0: sync at K 1 and 4; Δ 1..3: 2 K x 5 modes; Δ=4: K=4 once
+    assert all(c.seeds == cells[0].seeds and len(c.seeds) == 200 for c in cells)  # paired
+    assert {c.estimator for c in cells if c.mode == "vlash"} == {"target", "model", "oracle"}
