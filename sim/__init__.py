@@ -1,7 +1,7 @@
 """MuJoCo SO-101 tasks, scripted experts, cameras and the model-based future-state estimator.
 
 Importing ``sim`` registers the gymnasium ids ``vlash/<task>-v0`` of :data:`TASKS` (reach, whack,
-pick_place, track, whack_fast, intercept); it builds no model and opens no GL context. The ``model``
+pick_place, track, whack_fast, intercept, detour); it builds no model and opens no GL context. The ``model``
 future-state estimator is declared as an entry point (``vlash.estimators`` in pyproject.toml), so it
 resolves by name without importing ``sim`` first.
 """
@@ -14,7 +14,7 @@ os.environ.setdefault("MUJOCO_GL", "egl")  # before anything imports mujoco; ren
 
 import gymnasium as gym  # noqa: E402
 
-TASKS = ("reach", "whack", "pick_place", "track", "whack_fast", "intercept")
+TASKS = ("reach", "whack", "pick_place", "track", "whack_fast", "intercept", "detour")
 _ENTRY_POINTS = {
     "reach": "sim.tasks.reach:ReachEnv",
     "whack": "sim.tasks.whack:WhackEnv",
@@ -22,6 +22,7 @@ _ENTRY_POINTS = {
     "track": "sim.tasks.track:TrackEnv",
     "whack_fast": "sim.tasks.whack:WhackFastEnv",
     "intercept": "sim.tasks.intercept:InterceptEnv",
+    "detour": "sim.tasks.detour:DetourEnv",
 }
 
 
