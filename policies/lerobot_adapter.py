@@ -9,7 +9,8 @@ Two LeRobot pitfalls are handled here rather than left to the caller:
 
 - ``predict_action_chunk`` skips the observation-history set-up ``select_action`` does
   (LeRobot #3445): for policies with an observation queue (Diffusion) the adapter stacks the
-  camera keys and fills the queue with the current frame before asking for a chunk.
+  camera keys and fills the queue with the request's frames (``observation.history``, then the
+  request's own) before asking for a chunk.
 - real-time chunking (``rtc`` mode, flow policies): the queued prefix arrives unnormalised, so it
   is normalised by the checkpoint's own pre-processor before LeRobot's RTC guidance sees it.
 """
@@ -18,7 +19,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections import deque
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,13 +36,19 @@ from policies.loading import (
     PolicyLoadError,
     check_robot_features,
     chunk_size_of,
+    compile_chunk_fn,
     import_policy_class,
+    keyed_noise,
+    noise_shape,
+    observation_steps,
     policy_supports_rtc,
     processor_steps,
     read_feature_names,
     resolve_checkpoint,
+    resolve_device,
+    rtc_config,
 )
-from vlash.contracts import ActionKind, PolicyFeatures, PolicyObservation
+from vlash.contracts import ActionKind, ObservationFrame, PolicyFeatures, PolicyObservation
 
 __all__ = [
     "CheckpointNotFoundError",
@@ -49,6 +57,7 @@ __all__ = [
     "MissingDependencyError",
     "PolicyLoadError",
     "load_policy",
+    "resolve_device",
 ]
 
 log = logging.getLogger(__name__)
@@ -57,23 +66,13 @@ log = logging.getLogger(__name__)
 EXTRA_ALIASES = {OBS_ENV_STATE: "task_state"}
 
 
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``auto`` picks CUDA when present, else Apple MPS, else CPU."""
-    if str(device) != "auto":
-        return torch.device(device)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
-
-
 class LeRobotPolicy:
-    """A loaded LeRobot policy plus its processors, answering ``predict_chunk``.
+    """A loaded LeRobot policy plus its processors, answering ``predict_chunk`` and ``predict_batch``.
 
     Attributes besides the :class:`Policy` protocol: ``config`` (the LeRobot config), ``path``
     (the local checkpoint folder), ``device``, ``compiled``, ``last_inference_s`` (wall time of
-    the last ``predict_chunk``, pre- and post-processing included; warm-up calls never set it).
+    the last ``predict_chunk`` or ``predict_batch``, pre- and post-processing included; warm-up
+    calls never set it). Calls keep no state between them: the history comes in the observation.
     """
 
     action_kind: ActionKind = "absolute"
@@ -113,6 +112,7 @@ class LeRobotPolicy:
             if k != OBS_STATE and k not in self._image_keys
         }
         self._extra_shapes = {k: tuple(inputs[k].shape) for k in self._extra_keys}
+        self._obs_steps = observation_steps(policy)  # frames on a time axis; 0: one frame, no axis
         uses_task = any("token" in type(s).__name__.lower() for s in getattr(preprocessor, "steps", ()))
         self.features = PolicyFeatures(
             state_dim=self._state_dim,
@@ -120,12 +120,11 @@ class LeRobotPolicy:
             cameras={self._camera_of[k]: (s[1], s[2]) for k, s in self._image_shapes.items()},
             uses_task=uses_task,
             extras=tuple(self._extra_keys.values()),
+            history_steps=max(self._obs_steps - 1, 0),
         )
         self.chunk_size = chunk_size_of(self.config)
         self.supports_rtc = policy_supports_rtc(policy)
-        self._uses_obs_queue = int(getattr(self.config, "n_obs_steps", 1) or 1) > 1 and hasattr(
-            policy, "_queues"
-        )
+        self._noise_shape = noise_shape(policy)
         self._warned_shapes: set[str] = set()
         self._tolerates_missing_cameras = self.config.type in TOLERATES_MISSING_CAMERAS
 
@@ -143,12 +142,29 @@ class LeRobotPolicy:
 
         In ``rtc`` mode (``observation.prefix`` set and the policy supports RTC) row 0 of the
         result is for the same step as row 0 of the prefix; its first ``delay_steps`` rows are
-        the ones LeRobot's guidance pins to the prefix.
+        the ones LeRobot's guidance pins to the prefix. ``observation.sample_key`` fixes the
+        initial noise of a sampling policy (Diffusion; with DDIM the chunk is then determined).
         """
         start = time.perf_counter()
-        chunk = self._predict(observation)
+        chunk = self._predict([observation])[0]
         self.last_inference_s = time.perf_counter() - start
         return chunk
+
+    def predict_batch(self, observations: Sequence[PolicyObservation]) -> list[np.ndarray]:
+        """Chunks for several observations from one pre-processor, model and post-processor call.
+
+        Each equals what :meth:`predict_chunk` gives for that observation (to float tolerance;
+        the same ``sample_key`` gives the same initial noise). RTC requests run one at a time.
+        """
+        observations = list(observations)
+        if not observations:
+            return []
+        if self.supports_rtc and any(o.prefix is not None and len(o.prefix) > 0 for o in observations):
+            return [self.predict_chunk(o) for o in observations]
+        start = time.perf_counter()
+        chunks = self._predict(observations)
+        self.last_inference_s = time.perf_counter() - start
+        return chunks
 
     # ---------------------------------------------------------------- extras
     def warmup(self, iterations: int = 1) -> float:
@@ -160,7 +176,7 @@ class LeRobotPolicy:
         start = time.perf_counter()
         obs = self.dummy_observation()
         for _ in range(max(0, iterations)):
-            self._predict(obs)
+            self._predict([obs])
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
         self.reset()
@@ -184,53 +200,98 @@ class LeRobotPolicy:
         )
 
     # ---------------------------------------------------------------- internals
-    def _batch(self, observation: PolicyObservation) -> dict[str, Any]:
-        """Map a runtime observation to an (unprocessed, batch-of-one) LeRobot batch."""
+    def _frames(self, observation: PolicyObservation) -> list[ObservationFrame]:
+        """The frames the policy conditions on, oldest first; the last is the request's own.
+
+        A history policy gets its ``history_steps`` latest measured frames (images and extras
+        missing from a frame are the current ones), the oldest repeated when fewer are given, and
+        with none the measured frame at ``step`` (so ``[s_t, ŝ_{t+Δ}]``: the training rule,
+        whose indices before an episode's start clamp to its first frame). The last frame's state
+        is ``observation.state``, the estimated one in ``vlash`` mode.
+        """
+        current = ObservationFrame(observation.step, observation.state, observation.images, observation.extras)
+        past_steps = self._obs_steps - 1
+        if past_steps <= 0:
+            return [current]
+        past = list(observation.history)[-past_steps:] or [
+            ObservationFrame(observation.step, observation.measured_state)
+        ]
+        past = [past[0]] * (past_steps - len(past)) + past
+        filled = [
+            ObservationFrame(f.step, f.state, {**observation.images, **f.images}, {**observation.extras, **f.extras})
+            for f in past
+        ]
+        return [*filled, current]
+
+    def _batch(self, observations: Sequence[PolicyObservation]) -> dict[str, Any]:
+        """Map runtime observations to an (unprocessed) LeRobot batch: ``(B, ...)``, or ``(B, n, ...)``
+        for a history policy."""
+        frames = [self._frames(o) for o in observations]
+        stack = (lambda rows: np.stack(rows)) if self._obs_steps else (lambda rows: rows[0])
         batch: dict[str, Any] = {}
         if self._state_dim:
-            state = np.asarray(observation.state, dtype=np.float32).reshape(-1)
-            if state.shape[0] != self._state_dim:
-                raise ValueError(
-                    f"observation.state has {state.shape[0]} values, the checkpoint expects {self._state_dim}"
-                )
-            batch[OBS_STATE] = torch.from_numpy(state.copy()).unsqueeze(0)
+            state = np.stack([stack([self._state(f.state) for f in fs]) for fs in frames])
+            batch[OBS_STATE] = torch.from_numpy(state)
         for key in self._image_keys:
             name = self._camera_of[key]
-            if name not in observation.images and self._tolerates_missing_cameras:
+            present = [name in fs[-1].images for fs in frames]
+            if not any(present) and self._tolerates_missing_cameras:
                 continue
-            if name not in observation.images:
-                raise KeyError(
-                    f"camera '{name}' missing from the observation (has: {sorted(observation.images)}); "
-                    f"the checkpoint needs {sorted(self.features.cameras)}"
-                )
-            image = np.asarray(observation.images[name])
-            if image.ndim != 3 or image.shape[2] != 3:
-                raise ValueError(f"camera '{name}': expected an (H, W, 3) image, got shape {image.shape}")
-            self._warn_image_shape(name, image.shape[:2], self._image_shapes[key][1:])
-            tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)
-            tensor = tensor.float() / 255.0 if image.dtype == np.uint8 else tensor.float()
-            batch[key] = tensor.unsqueeze(0)
+            images = np.stack([stack([self._image(f.images, name, key) for f in fs]) for fs in frames])
+            tensor = torch.from_numpy(images).movedim(-1, -3)  # (..., H, W, 3) -> (..., 3, H, W)
+            batch[key] = tensor.float() / 255.0 if images.dtype == np.uint8 else tensor.float()
         for key, name in self._extra_keys.items():
-            if name not in observation.extras:
-                raise KeyError(
-                    f"extra '{name}' (for {key}) missing from the observation (has: {sorted(observation.extras)})"
-                )
-            value = np.asarray(observation.extras[name], dtype=np.float32).reshape(self._extra_shapes[key])
-            batch[key] = torch.from_numpy(value.copy()).unsqueeze(0)
-        batch["task"] = [observation.task or self.default_task]
+            values = np.stack([stack([self._extra(f.extras, name, key) for f in fs]) for fs in frames])
+            batch[key] = torch.from_numpy(values)
+        batch["task"] = [o.task or self.default_task for o in observations]
         batch["robot_type"] = ""
         return batch
+
+    def _state(self, state: np.ndarray) -> np.ndarray:
+        state = np.asarray(state, dtype=np.float32).reshape(-1)
+        if state.shape[0] != self._state_dim:
+            raise ValueError(
+                f"observation.state has {state.shape[0]} values, the checkpoint expects {self._state_dim}"
+            )
+        return state
+
+    def _image(self, images: Mapping[str, np.ndarray], name: str, key: str) -> np.ndarray:
+        if name not in images:
+            raise KeyError(
+                f"camera '{name}' missing from the observation (has: {sorted(images)}); "
+                f"the checkpoint needs {sorted(self.features.cameras)}"
+            )
+        image = np.asarray(images[name])
+        if image.ndim != 3 or image.shape[2] != 3:
+            raise ValueError(f"camera '{name}': expected an (H, W, 3) image, got shape {image.shape}")
+        self._warn_image_shape(name, image.shape[:2], self._image_shapes[key][1:])
+        return image
+
+    def _extra(self, extras: Mapping[str, np.ndarray], name: str, key: str) -> np.ndarray:
+        if name not in extras:
+            raise KeyError(f"extra '{name}' (for {key}) missing from the observation (has: {sorted(extras)})")
+        return np.asarray(extras[name], dtype=np.float32).reshape(self._extra_shapes[key])
 
     def _warn_image_shape(self, name: str, got: tuple[int, ...], want: tuple[int, ...]) -> None:
         if tuple(got) != tuple(want) and name not in self._warned_shapes:
             self._warned_shapes.add(name)
             log.warning("camera '%s' gives %s images; the checkpoint was trained on %s", name, got, want)
 
-    def _predict(self, observation: PolicyObservation) -> np.ndarray:
-        batch = self._batch(observation)
-        use_rtc = self.supports_rtc and observation.prefix is not None and len(observation.prefix) > 0
+    def _noise(self, observations: Sequence[PolicyObservation]) -> torch.Tensor | None:
+        """The initial noise for these requests (:func:`~policies.loading.keyed_noise`), or None."""
+        if self._noise_shape is None or all(o.sample_key is None for o in observations):
+            return None
+        noise = keyed_noise(self._noise_shape, [o.sample_key for o in observations])
+        return noise.to(self.device, next(self.policy.parameters()).dtype)
+
+    def _predict(self, observations: Sequence[PolicyObservation]) -> list[np.ndarray]:
+        batch = self._batch(observations)
+        first = observations[0]
+        use_rtc = (
+            len(observations) == 1 and self.supports_rtc and first.prefix is not None and len(first.prefix) > 0
+        )
         if use_rtc:
-            prefix = np.asarray(observation.prefix, dtype=np.float32)
+            prefix = np.asarray(first.prefix, dtype=np.float32)
             if prefix.ndim != 2 or prefix.shape[1] != self._action_dim:
                 raise ValueError(f"rtc prefix must be (P, {self._action_dim}), got {prefix.shape}")
             batch[ACTION] = torch.from_numpy(prefix.copy()).unsqueeze(0)
@@ -246,38 +307,39 @@ class LeRobotPolicy:
                 if horizon:
                     prefix_norm = prefix_norm[:horizon]
                 kwargs = {
-                    "inference_delay": int(observation.delay_steps),
+                    "inference_delay": int(first.delay_steps),
                     "prev_chunk_left_over": prefix_norm,
                 }
             elif self.supports_rtc:
                 kwargs = {"inference_delay": 0, "prev_chunk_left_over": None}
-            if self._uses_obs_queue:
+            noise = self._noise(observations)
+            if noise is not None:
+                kwargs["noise"] = noise
+            if self._obs_steps:
                 self._fill_observation_queue(processed)
             actions = self.policy.predict_action_chunk(processed, **kwargs)
             actions = self.postprocessor(actions)
-        chunk = actions.detach().to("cpu", torch.float32).numpy()
-        chunk = chunk.reshape(chunk.shape[-2], chunk.shape[-1]) if chunk.ndim == 3 else chunk
-        if chunk.shape != (self.chunk_size, self._action_dim):
+        chunks = actions.detach().to("cpu", torch.float32).numpy()
+        chunks = chunks.reshape(1, *chunks.shape) if chunks.ndim == 2 else chunks
+        if chunks.shape != (len(observations), self.chunk_size, self._action_dim):
             raise RuntimeError(
-                f"policy returned a chunk of shape {chunk.shape}, expected ({self.chunk_size}, {self._action_dim})"
+                f"policy returned chunks of shape {chunks.shape}, expected "
+                f"({len(observations)}, {self.chunk_size}, {self._action_dim})"
             )
-        return np.ascontiguousarray(chunk, dtype=np.float32)
+        return [np.ascontiguousarray(c, dtype=np.float32) for c in chunks]
 
     def _fill_observation_queue(self, batch: dict[str, Any]) -> None:
         """Do what ``select_action`` does before ``predict_action_chunk`` (LeRobot #3445).
 
-        The runtime sees one observation per chunk, so the ``n_obs_steps`` history is the current
-        frame repeated (what ``select_action`` does on an episode's first step).
+        The queues get this request's ``n_obs_steps`` frames (``(B, n, ...)`` inputs split on the
+        time axis), replacing whatever an earlier request left there.
         """
-        from lerobot.policies.utils import populate_queues
-
         if self._image_keys:
             batch[OBS_IMAGES] = torch.stack([batch[k] for k in self._image_keys], dim=-4)
         queues = self.policy._queues
-        for key, queue in queues.items():
-            if key != ACTION:
-                queue.clear()
-        self.policy._queues = populate_queues(queues, batch, exclude_keys=[ACTION])
+        for key, queue in list(queues.items()):
+            if key != ACTION and key in batch:
+                queues[key] = deque(batch[key].unbind(1), maxlen=queue.maxlen)
 
 
 def load_policy(
@@ -322,7 +384,7 @@ def load_policy(
     native_compile = compile and hasattr(config, "compile_model")  # π0, π0.5, SmolVLA compile inside
     if native_compile:
         config.compile_model = True
-    rtc_cfg = _rtc_config(rtc) if hasattr(config, "rtc_config") else None
+    rtc_cfg = rtc_config(rtc) if hasattr(config, "rtc_config") else None
     if rtc_cfg is not None:
         config.rtc_config = rtc_cfg
     try:
@@ -349,7 +411,7 @@ def load_policy(
             "re-save the checkpoint with LeRobot >= 0.4 or vlash train"
         ) from exc
 
-    compiled = native_compile or (compile and _compile(policy))
+    compiled = native_compile or (compile and compile_chunk_fn(policy))
     lerobot_policy = LeRobotPolicy(
         policy,
         preprocessor,
@@ -365,21 +427,3 @@ def load_policy(
         spent = lerobot_policy.warmup(n_warm)
         log.info("warm-up: %d calls in %.2f s (not counted as latency)", n_warm, spent)
     return lerobot_policy
-
-
-def _compile(policy: Any) -> bool:
-    """Wrap ``predict_action_chunk`` in ``torch.compile`` (as ``lerobot-rollout`` does)."""
-    try:
-        policy.predict_action_chunk = torch.compile(policy.predict_action_chunk)
-    except Exception as exc:  # compile is an optimisation: never fatal
-        log.warning("torch.compile unavailable (%s); running eagerly", exc)
-        return False
-    return True
-
-
-def _rtc_config(rtc: bool | Mapping[str, Any] | None) -> Any | None:
-    if rtc is False:
-        return None
-    from lerobot.policies.rtc import RTCConfig
-
-    return RTCConfig(**dict(rtc)) if isinstance(rtc, Mapping) else RTCConfig()

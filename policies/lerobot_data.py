@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from policies.offsets import episode_ends
+from policies.offsets import episode_ends, episode_starts
 
 
 def video_backend() -> str:
@@ -64,6 +64,7 @@ class Columns:
     state: np.ndarray  # (N, S) float32
     action: np.ndarray  # (N, A) float32
     episode_end: np.ndarray  # (N,) int64, exclusive end row of each row's episode
+    episode_start: np.ndarray  # (N,) int64, first row of each row's episode
     env_state: np.ndarray | None  # (N, E) float32
     tasks: list[str]  # (N,) task text per row
 
@@ -93,6 +94,7 @@ def load_columns(dataset: Any) -> Columns:
         state=np.asarray(cols[OBS_STATE], np.float32).reshape(n, -1),
         action=np.asarray(cols[ACTION], np.float32).reshape(n, -1),
         episode_end=episode_ends(cols["episode_index"]),
+        episode_start=episode_starts(cols["episode_index"]),
         env_state=np.asarray(cols[OBS_ENV_STATE], np.float32).reshape(n, -1)
         if OBS_ENV_STATE in cols
         else None,
@@ -113,3 +115,40 @@ class FrameImages:
     def __getitem__(self, row: int) -> dict[str, Any]:
         item = self.dataset[int(row)]
         return {"row": int(row), **{k: item[k] for k in self.image_keys}}
+
+
+class ImageCache:
+    """Every frame of the given cameras decoded once, kept as uint8 ``(N, C, H, W)`` arrays in memory.
+
+    :meth:`frames` gives what :class:`FrameImages` gives through a loader (float ``[0, 1]``,
+    ``(B, C, H, W)``), exactly: LeRobot's decoded images are 8-bit values divided by 255.
+    """
+
+    def __init__(self, images: dict[str, np.ndarray]) -> None:
+        self.images = images
+
+    @classmethod
+    def load(
+        cls, dataset: Any, image_keys: list[str], *, max_bytes: float, num_workers: int = 0
+    ) -> ImageCache | None:
+        """Decode all frames of ``image_keys``, or return None when they would exceed ``max_bytes``."""
+        import torch
+
+        shapes = {k: tuple(dataset.meta.features[k]["shape"]) for k in image_keys}  # (H, W, C)
+        need = len(dataset) * sum(int(np.prod(s)) for s in shapes.values())
+        if not image_keys or need > max_bytes:
+            return None
+        loader = torch.utils.data.DataLoader(
+            FrameImages(dataset, image_keys), batch_size=256, shuffle=False, num_workers=num_workers
+        )
+        parts: dict[str, list[np.ndarray]] = {k: [] for k in image_keys}
+        for batch in loader:
+            for k in image_keys:
+                parts[k].append((batch[k] * 255.0).round().clamp(0, 255).to(torch.uint8).numpy())
+        return cls({k: np.concatenate(v) for k, v in parts.items()})
+
+    def frames(self, rows: np.ndarray) -> dict[str, Any]:
+        """``{key: (B, C, H, W) float tensor in [0, 1]}`` at ``rows``."""
+        import torch
+
+        return {k: torch.from_numpy(v[rows]).float().div_(255.0) for k, v in self.images.items()}

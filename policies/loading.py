@@ -7,10 +7,16 @@ from __future__ import annotations
 
 import inspect
 import json
+import logging
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import torch
+
+log = logging.getLogger(__name__)
 
 FEATURES_FILE = "vlash_features.json"  # names/layout the checkpoint was trained with (written by train)
 LEROBOT_VERSION = "0.6.1"
@@ -134,6 +140,38 @@ def chunk_size_of(config: Any) -> int:
     return int(config.chunk_size)
 
 
+def observation_steps(policy: Any) -> int:
+    """Frames per input a policy stacks on a time axis: its ``n_obs_steps`` if it keeps an observation queue.
+
+    Diffusion, VQ-BeT and multi-task DiT queue observations (inputs ``(B, n, ...)``, also for
+    ``n_obs_steps=1``); every other policy takes one frame without a time axis (0).
+    """
+    queues = getattr(policy, "_queues", None) or {}
+    if not any(key != "action" for key in queues):
+        return 0
+    return int(getattr(policy.config, "n_obs_steps", 1) or 1)
+
+
+def noise_shape(policy: Any) -> tuple[int, int] | None:
+    """``(rows, dim)`` of one item's initial noise, for policies whose ``predict_action_chunk`` takes ``noise``.
+
+    Diffusion denoises its whole ``horizon`` window of actions; flow VLAs (SmolVLA) their chunk
+    at ``max_action_dim``. None: the policy samples nothing, or takes no noise argument.
+    """
+    try:
+        takes_noise = "noise" in inspect.signature(policy.predict_action_chunk).parameters
+    except (TypeError, ValueError):
+        return None
+    config = policy.config
+    if not takes_noise:
+        return None
+    if getattr(config, "horizon", None) and getattr(config, "action_feature", None) is not None:
+        return int(config.horizon), int(config.action_feature.shape[0])
+    if getattr(config, "max_action_dim", None) and getattr(config, "chunk_size", None):
+        return int(config.chunk_size), int(config.max_action_dim)
+    return None
+
+
 def policy_supports_rtc(policy: Any) -> bool:
     """True when the policy declares RTC and its ``predict_action_chunk`` takes the RTC arguments."""
     supports = getattr(policy, "supports_rtc", None)
@@ -225,3 +263,52 @@ def _compare(what: str, dim: int, ckpt_names: Sequence[str] | None, robot_names:
         return []
     ckpt = f"{dim} values " + (f"{ckpt_names}" if ckpt_names else "(names not recorded)")
     return [f"{what}: checkpoint has {ckpt}; robot has {len(robot_names)} values {list(robot_names)}"]
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``auto`` picks CUDA when present, else Apple MPS, else CPU."""
+    import torch
+
+    if str(device) != "auto":
+        return torch.device(device)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def compile_chunk_fn(policy: Any) -> bool:
+    """Wrap ``predict_action_chunk`` in ``torch.compile`` (as ``lerobot-rollout`` does)."""
+    import torch
+
+    try:
+        policy.predict_action_chunk = torch.compile(policy.predict_action_chunk)
+    except Exception as exc:  # compile is an optimisation: never fatal
+        log.warning("torch.compile unavailable (%s); running eagerly", exc)
+        return False
+    return True
+
+
+def rtc_config(rtc: bool | Mapping[str, Any] | None) -> Any | None:
+    """LeRobot's ``RTCConfig`` for ``load_policy(rtc=...)``: None when off, a mapping configures it."""
+    if rtc is False:
+        return None
+    from lerobot.policies.rtc import RTCConfig
+
+    return RTCConfig(**dict(rtc)) if isinstance(rtc, Mapping) else RTCConfig()
+
+
+def keyed_noise(shape: tuple[int, int], keys: Sequence[int | None]) -> Any:
+    """``(B, *shape)`` float32 normal noise on the CPU; item i from a generator seeded with ``keys[i]``.
+
+    A key gives the same noise whatever the batch around it and the device; ``None`` items use
+    torch's global generator.
+    """
+    import torch
+
+    parts = []
+    for key in keys:
+        generator = None if key is None else torch.Generator().manual_seed(int(key) & 0xFFFF_FFFF_FFFF_FFFF)
+        parts.append(torch.randn(shape, generator=generator, dtype=torch.float32))
+    return torch.stack(parts)

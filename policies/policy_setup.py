@@ -35,6 +35,19 @@ ACT_SMALL = {
     "optimizer_lr": 1e-4,
     "optimizer_lr_backbone": 1e-4,
 }
+# A small Diffusion Policy for a CPU (4.6 M parameters state-only; LeRobot's default UNet is ~250 M):
+# 2 observation frames, a 16-step window of which 8 are executed, 10 DDIM steps at inference
+# (DDIM with eta 0 is deterministic given the initial noise, so a sample key fixes the chunk).
+DIFFUSION_SMALL = {
+    "n_obs_steps": 2,
+    "horizon": 16,
+    "n_action_steps": 8,
+    "down_dims": (64, 128, 256),
+    "noise_scheduler_type": "DDIM",
+    "num_inference_steps": 10,
+    "use_group_norm": True,  # no pretrained backbone, so GroupNorm (small batches) is allowed
+    "crop_shape": None,  # small cameras are used whole
+}
 
 
 def build_policy(
@@ -106,11 +119,17 @@ def _fresh_config(options: TrainOptions, ds_features: dict[str, Any], device: to
     from lerobot.policies.factory import make_policy_config
 
     kwargs: dict[str, Any] = {"device": device.type}
-    if options.policy == "act":
+    if options.policy in ("act", "diffusion"):
         kwargs["pretrained_backbone_weights"] = None  # torchvision weights would need a download
-        if options.preset == "small":
-            kwargs.update(ACT_SMALL)
-    if options.chunk_size:
+    if options.preset == "small":
+        kwargs.update({"act": ACT_SMALL, "diffusion": DIFFUSION_SMALL}.get(options.policy, {}))
+    if options.policy == "diffusion":
+        if options.chunk_size:
+            kwargs["n_action_steps"] = options.chunk_size
+            n_obs = int(kwargs.get("n_obs_steps", 2))
+            stages = len(kwargs.get("down_dims", (512, 1024, 2048)))
+            kwargs["horizon"] = _round_up(options.chunk_size + n_obs - 1, 2**stages)
+    elif options.chunk_size:
         kwargs["chunk_size"] = options.chunk_size
         kwargs["n_action_steps"] = options.chunk_size
     elif options.policy == "act" and options.preset == "small":
@@ -139,9 +158,15 @@ def _fresh_config(options: TrainOptions, ds_features: dict[str, Any], device: to
         if f.type is not FeatureType.ACTION and (f.type is not FeatureType.VISUAL or k in wanted)
     }
     cfg.output_features = {k: f for k, f in ds_features.items() if f.type is FeatureType.ACTION}
-    if "ENV" not in cfg.normalization_mapping:  # ACT leaves the environment state unnormalised otherwise
-        cfg.normalization_mapping = {**cfg.normalization_mapping, "ENV": NormalizationMode.MEAN_STD}
+    if "ENV" not in cfg.normalization_mapping:  # ACT and Diffusion leave it unnormalised otherwise
+        state_mode = cfg.normalization_mapping.get("STATE", NormalizationMode.MEAN_STD)
+        cfg.normalization_mapping = {**cfg.normalization_mapping, "ENV": state_mode}
     return cfg
+
+
+def _round_up(value: int, multiple: int) -> int:
+    """Diffusion's UNet halves the window per down stage: its horizon is a multiple of 2**len(down_dims)."""
+    return -(-value // multiple) * multiple
 
 
 def _apply_overrides(cfg: Any, options: TrainOptions) -> None:
@@ -156,17 +181,23 @@ def _apply_overrides(cfg: Any, options: TrainOptions) -> None:
 
 
 def _check_trainable(cfg: Any, ds_features: dict[str, Any]) -> None:
-    """The delay augmentation handles single-observation policies whose targets start at ``t``."""
-    if cfg.observation_delta_indices not in (None, [0]):  # [0]: SmolVLA's single frame at t
+    """The delay augmentation handles policies that see the frame at ``t`` or a history ending at ``t``.
+
+    One frame (``observation_delta_indices`` None or ``[0]``): action targets must start at ``t``.
+    A history of ``n`` frames (``[1-n .. 0]``, Diffusion's ``n_obs_steps``): they start at ``t-n+1``.
+    """
+    observed = cfg.observation_delta_indices
+    n_obs = 1 if observed is None else len(observed)
+    if observed is not None and list(observed) != list(range(1 - n_obs, 1)):
         raise ValueError(
-            f"policy type {cfg.type!r} conditions on an observation history "
-            f"(observation_delta_indices={cfg.observation_delta_indices}); vlash train supports "
-            "single-observation policies (act, smolvla, pi0, pi05, ...)"
+            f"policy type {cfg.type!r} conditions on observations at offsets {list(observed)[:5]}...; "
+            "vlash train supports the current frame or a history ending at it ([-(n-1) .. 0])"
         )
     actions = list(cfg.action_delta_indices or [])
-    if not actions or actions != list(range(len(actions))):
+    if not actions or actions != list(range(1 - n_obs, 1 - n_obs + len(actions))):
         raise ValueError(
-            f"policy type {cfg.type!r} predicts actions at offsets {actions[:5]}..., not from t on"
+            f"policy type {cfg.type!r} predicts actions at offsets {actions[:5]}..., "
+            f"not from its first observation frame (offset {1 - n_obs}) on"
         )
     missing = [k for k in cfg.input_features if k not in ds_features]
     prefix = _image_prefix()

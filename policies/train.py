@@ -3,7 +3,12 @@
 Each sample draws a delay δ in ``{0..max_delay_steps}``: its action targets start at ``t+δ``, its
 state input is the state at ``t+δ`` (the action ``a_{t+δ-1}`` standing in for it by default), its
 images stay at ``t`` (index logic: ``policies.offsets``). So the model learns to act from a
-*future* state while looking at a *current* image, which is what ``vlash`` mode feeds it.
+*future* state while looking at a *current* image, which is what ``vlash`` mode feeds it. Policies
+with an observation history (Diffusion's ``n_obs_steps``) get their inputs stacked over
+``t-n+1..t``, the recorded past frames followed by that (future) state.
+
+The low-dimensional columns are held in memory; so are the camera images, decoded once, when they
+fit in ``image_cache_gb`` (otherwise LeRobot decodes each step's frames).
 
 Everything else is LeRobot's: the policy (``make_policy``), its processors, the optimizer and
 scheduler presets, and the checkpoint layout (``<out>/checkpoints/<step>/pretrained_model`` +
@@ -23,7 +28,14 @@ from typing import Any
 
 import numpy as np
 
-from policies.offsets import check_state_source, delayed_indices, gather_delayed, sample_delays
+from policies.offsets import (
+    check_state_source,
+    delayed_indices,
+    gather_delayed,
+    history_indices,
+    sample_delays,
+    stack_history,
+)
 from policies.train_options import TrainOptions
 
 __all__ = ["TrainOptions", "TrainResult", "train"]
@@ -71,7 +83,7 @@ def train(options: TrainOptions) -> TrainResult:
 
     from policies.lerobot_adapter import resolve_device
     from policies.lerobot_data import load_columns, open_dataset, quiet_datasets_progress, video_backend
-    from policies.loading import write_feature_names
+    from policies.loading import observation_steps, write_feature_names
 
     quiet_datasets_progress()
     if options.steps < 1 or options.batch_size < 1:
@@ -103,7 +115,12 @@ def train(options: TrainOptions) -> TrainResult:
     policy, preprocessor, postprocessor, cfg = build_policy(
         options, dataset, device, resume_from=last.resolve() / PRETRAINED_MODEL_DIR if options.resume else None
     )
-    chunk = len(cfg.action_delta_indices)
+    chunk, action_start = len(cfg.action_delta_indices), int(cfg.action_delta_indices[0])
+    obs_steps = observation_steps(policy)  # 0: one frame, no time axis
+    if 1 - action_start != max(obs_steps, 1):
+        raise ValueError(
+            f"policy type {cfg.type!r} predicts from offset {action_start} but stacks {obs_steps} frames"
+        )
     to_policy = image_renames(options.camera_map)
     image_keys = {  # dataset key -> policy key, for the policy's cameras the dataset has
         k: to_policy.get(k, k) for k in dataset.meta.camera_keys if to_policy.get(k, k) in cfg.input_features
@@ -131,7 +148,11 @@ def train(options: TrainOptions) -> TrainResult:
             raise ValueError(f"--resume: the checkpoint is at step {start_step}, --steps is {options.steps}")
 
     plan = list(_row_batches(options, len(columns), start_step))
-    images = _image_batches(dataset, list(image_keys), plan, options.num_workers) if image_keys else None
+    images = (
+        _image_batches(dataset, list(image_keys), columns, plan, obs_steps, options)
+        if image_keys
+        else None
+    )
     grad_clip = float(getattr(train_cfg.optimizer, "grad_clip_norm", 0.0) or 0.0)
     names = dataset.meta.features
     loss_value, t0 = float("nan"), time.perf_counter()
@@ -141,7 +162,9 @@ def train(options: TrainOptions) -> TrainResult:
     policy.train()
     step = start_step
     for step, (rows, delays) in enumerate(plan, start_step + 1):
-        batch = _delayed_batch(columns, rows, delays, chunk, options.state_source, cfg.input_features)
+        batch = _delayed_batch(
+            columns, rows, delays, chunk, options.state_source, cfg.input_features, obs_steps, action_start
+        )
         if images is not None:
             frame = next(images)
             batch.update({dst: frame[src] for src, dst in image_keys.items()})
@@ -176,6 +199,7 @@ def train(options: TrainOptions) -> TrainResult:
                     "vlash_train": {
                         "max_delay_steps": options.max_delay_steps,
                         "state_source": options.state_source,
+                        "observation_steps": obs_steps,
                         "camera_map": options.camera_map,
                         "dataset": str(options.dataset),
                         "step": step,
@@ -219,19 +243,42 @@ def _row_batches(
         yield rows, sample_delays(rng, options.batch_size, options.max_delay_steps)
 
 
-def _image_batches(dataset: Any, image_keys: list[str], plan: list, num_workers: int) -> Iterator:
-    """Images at each step's rows (at ``t``: never shifted), decoded by LeRobot, optionally in workers."""
+def _image_rows(columns: Any, rows: np.ndarray, obs_steps: int) -> np.ndarray:
+    """The rows whose images a step reads: ``rows`` (at ``t``), or their ``(B, n)`` histories flattened."""
+    if not obs_steps:
+        return rows
+    return history_indices(rows, columns.episode_start[rows], obs_steps).reshape(-1)
+
+
+def _image_batches(
+    dataset: Any, image_keys: list[str], columns: Any, plan: list, obs_steps: int, options: TrainOptions
+) -> Iterator[dict[str, Any]]:
+    """Each step's images (never shifted by δ), ``(B, C, H, W)`` or ``(B, n, C, H, W)`` with a history.
+
+    From memory when every frame fits in ``options.image_cache_gb`` (decoded once), else decoded
+    by LeRobot per step, optionally in ``num_workers`` processes.
+    """
     import torch
 
-    from policies.lerobot_data import FrameImages
+    from policies.lerobot_data import FrameImages, ImageCache
 
-    loader = torch.utils.data.DataLoader(
-        FrameImages(dataset, image_keys),
-        batch_sampler=[rows.tolist() for rows, _ in plan],
-        num_workers=num_workers,
-        persistent_workers=False,
-    )
-    return iter(loader)
+    image_rows = [_image_rows(columns, rows, obs_steps) for rows, _ in plan]
+    cache = ImageCache.load(dataset, image_keys, max_bytes=options.image_cache_gb * 2**30, num_workers=options.num_workers)
+    if cache is not None:
+        frames: Iterator[dict[str, Any]] = (cache.frames(r) for r in image_rows)
+    else:
+        frames = iter(
+            torch.utils.data.DataLoader(
+                FrameImages(dataset, image_keys),
+                batch_sampler=[r.tolist() for r in image_rows],
+                num_workers=options.num_workers,
+                persistent_workers=False,
+            )
+        )
+    for (rows, _), frame in zip(plan, frames, strict=True):
+        if obs_steps:
+            frame = {k: frame[k].reshape(len(rows), obs_steps, *frame[k].shape[1:]) for k in image_keys}
+        yield frame
 
 
 def _delayed_batch(
@@ -241,13 +288,31 @@ def _delayed_batch(
     chunk: int,
     state_source: str,
     input_features: dict[str, Any],
+    obs_steps: int = 0,
+    action_start: int = 0,
 ) -> dict[str, Any]:
-    """The non-image part of a training batch for ``rows`` shifted by ``delays``."""
+    """The non-image part of a training batch for ``rows`` shifted by ``delays``.
+
+    ``obs_steps`` > 0 stacks the state and environment state over ``t-n+1..t`` (``(B, n, ...)``),
+    the last state frame being the delayed one; ``action_start`` is the policy's first action offset.
+    """
     import torch
     from lerobot.utils.constants import ACTION, OBS_ENV_STATE, OBS_STATE
 
-    idx = delayed_indices(rows, columns.episode_end[rows], delays, chunk, state_source)  # type: ignore[arg-type]
+    idx = delayed_indices(
+        rows,
+        columns.episode_end[rows],
+        delays,
+        chunk,
+        state_source,  # type: ignore[arg-type]
+        action_start=action_start,
+        episode_start=columns.episode_start[rows],
+    )
     state, action, is_pad = gather_delayed(idx, columns.state, columns.action)
+    env_rows: np.ndarray = rows
+    if obs_steps:
+        env_rows = history_indices(rows, columns.episode_start[rows], obs_steps)
+        state = stack_history(env_rows, columns.state, state)
     batch: dict[str, Any] = {
         ACTION: torch.from_numpy(np.ascontiguousarray(action, np.float32)),
         "action_is_pad": torch.from_numpy(is_pad),
@@ -258,5 +323,5 @@ def _delayed_batch(
     if OBS_ENV_STATE in input_features:
         if columns.env_state is None:
             raise ValueError(f"the policy needs {OBS_ENV_STATE} but the dataset has none")
-        batch[OBS_ENV_STATE] = torch.from_numpy(np.ascontiguousarray(columns.env_state[rows]))
+        batch[OBS_ENV_STATE] = torch.from_numpy(np.ascontiguousarray(columns.env_state[env_rows]))
     return batch

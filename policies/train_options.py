@@ -21,7 +21,7 @@ class TrainOptions:
     chunk_size: int | None = None
     cameras: tuple[str, ...] | None = None  # None: every camera in the dataset
     camera_map: dict[str, str] = field(default_factory=dict)  # dataset camera -> policy camera
-    preset: str = "small"  # "small" (ACT from scratch only) or "lerobot" (LeRobot's defaults)
+    preset: str = "small"  # "small" (CPU-sized ACT / Diffusion from scratch) or "lerobot" (its defaults)
     overrides: dict[str, Any] = field(default_factory=dict)  # policy config fields
     lr: float | None = None
     save_every: int = 500
@@ -29,4 +29,5 @@ class TrainOptions:
     seed: int = 0
     device: str = "auto"
     num_workers: int = 0
+    image_cache_gb: float = 2.0  # decode every camera frame once into memory when they fit (0: never)
     progress: bool = True

@@ -56,7 +56,7 @@ def test_chunk_is_unnormalised_by_the_saved_postprocessor(tiny_act_checkpoint: P
     obs = tiny_observation(policy.features, seed=3)
     chunk = policy.predict_chunk(obs)
     with torch.inference_mode():
-        raw = policy.policy.predict_action_chunk(policy.preprocessor(policy._batch(obs)))[0].numpy()
+        raw = policy.policy.predict_action_chunk(policy.preprocessor(policy._batch([obs])))[0].numpy()
     stats = next(s for s in policy.postprocessor.steps if hasattr(s, "_tensor_stats"))._tensor_stats["action"]
     expected = raw * stats["std"].numpy() + stats["mean"].numpy()
     np.testing.assert_allclose(chunk, expected, rtol=1e-5, atol=1e-6)

@@ -42,7 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--preset",
         choices=("small", "lerobot"),
         default="small",
-        help="ACT from scratch: 'small' (CPU-friendly, default) or LeRobot's full-size defaults",
+        help="ACT or Diffusion from scratch: 'small' (CPU-sized, default) or LeRobot's full-size defaults",
     )
     parser.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="policy config field (repeatable)"
@@ -55,6 +55,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto", help="auto (CUDA if present), cuda, cpu, mps")
     parser.add_argument("--num-workers", type=int, default=0, help="image-decoding worker processes")
+    parser.add_argument(
+        "--image-cache-gb",
+        type=float,
+        default=2.0,
+        help="decode all camera frames once into memory when they fit in this many GiB (0: per step)",
+    )
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: all cores)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -109,6 +115,7 @@ def options_from_args(args: argparse.Namespace) -> TrainOptions:
         seed=args.seed,
         device=args.device,
         num_workers=args.num_workers,
+        image_cache_gb=args.image_cache_gb,
         progress=not args.no_progress,
     )
 
