@@ -217,6 +217,22 @@ def _check_trainable(cfg: Any, ds_features: dict[str, Any]) -> None:
             raise ValueError(
                 f"{exc} (record with --cameras, or keep observation.environment_state in the dataset)"
             ) from exc
+    _check_image_size(cfg)
+
+
+def _check_image_size(cfg: Any) -> None:
+    """Diffusion's ResNet encoder ends in a spatial softmax over a 1/32-size feature map: on images
+    under 64 px that map is one cell wide, every image gives the same keypoints, and the camera
+    is silently ignored."""
+    if cfg.type != "diffusion" or not cfg.image_features:
+        return
+    seen = cfg.crop_shape or cfg.resize_shape or next(iter(cfg.image_features.values())).shape[1:]
+    if min(seen) < 64:
+        raise ValueError(
+            f"Diffusion sees {tuple(seen)} images; its ResNet reduces them 32x, so the spatial softmax "
+            "gets a single cell and ignores the camera. Record with --image-size 64 or more "
+            "(or --set resize_shape=[64,64])"
+        )
 
 
 def _processor_overrides(

@@ -80,3 +80,25 @@ def synthetic_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from policies.testing import make_synthetic_dataset
 
     return make_synthetic_dataset(tmp_path_factory.mktemp("synthetic") / "ds", episodes=3, length=20)
+
+
+@pytest.fixture(scope="session")
+def tiny_diffusion_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``vlash train --policy diffusion`` (the small preset) for 4 offset-aware steps on a state-only
+    dataset shaped like the sim's ``reach`` task (6 joints, 6 task-state values)."""
+    from policies.testing import make_synthetic_dataset
+    from policies.train import TrainOptions, train
+
+    root = tmp_path_factory.mktemp("tiny_diffusion")
+    dataset = make_synthetic_dataset(root / "ds", episodes=3, length=20, env_state_dim=6)
+    options = TrainOptions(
+        dataset=str(dataset),
+        out=root / "run",
+        policy="diffusion",
+        steps=4,
+        batch_size=8,
+        max_delay_steps=2,
+        save_every=0,
+        progress=False,
+    )
+    return train(options).out

@@ -9,13 +9,17 @@ from policies.offsets import (
     check_state_source,
     delayed_indices,
     episode_ends,
+    episode_starts,
     gather_delayed,
+    history_indices,
     sample_delays,
+    stack_history,
 )
 
 # Two episodes: rows 0..4 (length 5) and rows 5..7 (length 3).
 EPISODES = np.array([0, 0, 0, 0, 0, 1, 1, 1])
 ENDS = episode_ends(EPISODES)
+STARTS = episode_starts(EPISODES)
 
 
 def test_episode_ends() -> None:
@@ -117,3 +121,67 @@ def test_sample_delays_covers_zero_to_max() -> None:
     counts = np.bincount(draws, minlength=5)
     assert (np.abs(counts / 5000 - 0.2) < 0.03).all()
     assert (sample_delays(rng, 10, 0) == 0).all()
+
+
+def test_episode_starts() -> None:
+    assert STARTS.tolist() == [0, 0, 0, 0, 0, 5, 5, 5]
+    assert episode_starts(np.array([3, 3, 7])).tolist() == [0, 0, 2]
+    assert episode_starts(np.array([], dtype=np.int64)).tolist() == []
+    with pytest.raises(ValueError, match="contiguous"):
+        episode_starts(np.array([0, 1, 0]))
+
+
+def test_history_indices_clamp_to_the_episode_start() -> None:
+    rows = np.array([0, 1, 4, 5, 7])
+    # n = 3: rows t-2, t-1, t; before an episode's first frame, that frame (LeRobot's padding)
+    assert history_indices(rows, STARTS[rows], 3).tolist() == [
+        [0, 0, 0],
+        [0, 0, 1],
+        [2, 3, 4],
+        [5, 5, 5],  # never the previous episode's rows
+        [5, 6, 7],
+    ]
+    assert history_indices(rows, STARTS[rows], 1).tolist() == [[0], [1], [4], [5], [7]]
+    with pytest.raises(ValueError):
+        history_indices(rows, STARTS[rows], 0)
+    with pytest.raises(ValueError):
+        history_indices(np.array([5]), np.array([6]), 2)  # start after the row
+
+
+def test_history_policy_actions_start_before_t_and_shift_with_the_delay() -> None:
+    # n_obs_steps = 2: targets a_{t+δ-1} .. a_{t+δ+H-2}; row 1 is for t+δ
+    rows = np.array([0, 1, 3, 5])
+    delay = np.array([0, 2, 1, 0])
+    idx = delayed_indices(
+        rows, ENDS[rows], delay, chunk_size=3, action_start=-1, episode_start=STARTS[rows]
+    )
+    assert idx.action_index.tolist() == [[0, 0, 1], [2, 3, 4], [3, 4, 4], [5, 5, 6]]
+    assert idx.action_is_pad.tolist() == [
+        [True, False, False],  # a_{-1}: before the episode
+        [False, False, False],
+        [False, False, True],  # a_5 belongs to the next episode
+        [True, False, False],  # a_4 belongs to the previous one
+    ]
+    assert idx.state_index.tolist() == [0, 2, 3, 5]  # the state rule is the one-frame rule
+    assert idx.state_from_action.tolist() == [False, True, True, False]
+    with pytest.raises(ValueError, match="episode_start"):
+        delayed_indices(rows, ENDS[rows], delay, chunk_size=3, action_start=-1)
+
+
+def test_stacked_history_is_recorded_past_then_the_delayed_state() -> None:
+    states = np.arange(8, dtype=np.float32)[:, None] * np.ones((1, 2), np.float32)  # s_i = (i, i)
+    actions = states + 0.5
+    rows = np.array([0, 3, 6])
+    delay = np.array([2, 1, 0])
+    idx = delayed_indices(rows, ENDS[rows], delay, chunk_size=2, action_start=-1, episode_start=STARTS[rows])
+    current, _, _ = gather_delayed(idx, states, actions)
+    history = history_indices(rows, STARTS[rows], 2)
+    stacked = stack_history(history, states, current)
+    assert stacked.shape == (3, 2, 2)
+    # t=0, δ=2: [s_0 (clamped s_{-1}), a_1]; t=3, δ=1: [s_2, a_3]; t=6, δ=0: [s_5, s_6]
+    assert stacked[:, :, 0].tolist() == [[0.0, 1.5], [2.0, 3.5], [5.0, 6.0]]
+    # the history stays at t whatever the delay: the same past frames with δ=0
+    plain = delayed_indices(rows, ENDS[rows], np.zeros(3, np.int64), chunk_size=2, action_start=-1,
+                            episode_start=STARTS[rows])
+    plain_stack = stack_history(history, states, gather_delayed(plain, states, actions)[0])
+    np.testing.assert_array_equal(plain_stack[:, :-1], stacked[:, :-1])

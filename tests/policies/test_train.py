@@ -135,3 +135,37 @@ def test_bad_policy_reference(synthetic_dataset: Path, tmp_path: Path) -> None:
         train(options(synthetic_dataset, tmp_path / "x", policy="not_a_policy"))
     with pytest.raises(ValueError, match="no field 'warp_drive'"):
         train(options(synthetic_dataset, tmp_path / "y", overrides={"warp_drive": 1}))
+
+
+def test_history_batch_stacks_recorded_past_and_the_delayed_state(synthetic_dataset: Path) -> None:
+    columns = load_columns(open_dataset(synthetic_dataset))
+    feats = {"observation.state": None, "observation.environment_state": None}
+    rows, delays = np.array([0, 5, 20]), np.array([2, 3, 0])  # row 20 starts episode 1
+    batch = _delayed_batch(columns, rows, delays, 16, "action", feats, obs_steps=2, action_start=-1)
+    state = batch["observation.state"].numpy()
+    assert state.shape == (3, 2, 6)
+    np.testing.assert_array_equal(state[0], [columns.state[0], columns.action[1]])  # s_{-1} clamps to s_0
+    np.testing.assert_array_equal(state[1], [columns.state[4], columns.action[7]])  # s_{t-1}, a_{t+δ-1}
+    np.testing.assert_array_equal(state[2], [columns.state[20], columns.state[20]])  # never episode 0's rows
+    env = batch["observation.environment_state"].numpy()
+    np.testing.assert_array_equal(env[1], columns.env_state[[4, 5]])  # at t-1, t: not shifted
+    action, pad = batch["action"].numpy(), batch["action_is_pad"].numpy()
+    assert action.shape == (3, 16, 6)
+    np.testing.assert_array_equal(action[1], columns.action[np.minimum(np.arange(7, 23), 19)])  # a_{t+δ-1} on
+    assert pad[1].tolist() == [False] * 13 + [True] * 3  # episode 0 ends at row 20
+    assert pad[2, 0] and not pad[2, 1:].any()  # a_{t-1} is before episode 1
+
+
+def test_image_cache_gives_what_lerobot_decodes(tmp_path: Path) -> None:
+    import torch
+
+    from policies.lerobot_data import FrameImages, ImageCache
+    from policies.testing import make_synthetic_dataset
+
+    ds = open_dataset(make_synthetic_dataset(tmp_path / "cam", episodes=2, length=4, cameras={"front": (16, 16)}))
+    keys = ["observation.images.front"]
+    assert ImageCache.load(ds, keys, max_bytes=100) is None  # does not fit: decoded per step instead
+    cache = ImageCache.load(ds, keys, max_bytes=2**20)
+    rows = np.array([0, 3, 8, 3])
+    direct = next(iter(torch.utils.data.DataLoader(FrameImages(ds, keys), batch_sampler=[rows.tolist()])))
+    assert torch.equal(cache.frames(rows)[keys[0]], direct[keys[0]])
