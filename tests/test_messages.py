@@ -11,6 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from vlash.contracts import ObservationFrame
 from vlash.jpeg import frame_size
 from vlash.messages import (
     DEFAULT_LIMITS,
@@ -53,6 +54,22 @@ def make_obs(**overrides) -> Observation:
     return Observation(**fields)
 
 
+def make_frame(step: int, **overrides) -> ObservationFrame:
+    """A past reading matching :func:`make_obs` (6 joints, the same extras)."""
+    fields = dict(
+        step=step,
+        state=np.full(6, step / 100, np.float32),
+        extras={"velocity": np.full(6, step, np.float32), "task_state": np.zeros(3, np.float32)},
+    )
+    fields.update(overrides)
+    return ObservationFrame(**fields)
+
+
+def make_hist_obs(**overrides) -> Observation:
+    """An observation at step 120 with the readings of steps 118 and 119."""
+    return make_obs(history=(make_frame(118), make_frame(119)), **overrides)
+
+
 def make_chunk(**overrides) -> ActionChunk:
     fields = dict(
         robot_id="arm0",
@@ -77,6 +94,7 @@ def all_messages() -> list:
     return [
         make_obs(),
         make_obs(plan=np.zeros((0, 6), np.float32), images={}, extras={}, last_rtt_ms=-1.0),
+        make_hist_obs(),
         make_chunk(),
         Hello(
             "arm0",
@@ -111,7 +129,12 @@ def assert_same(a, b) -> None:
         if name == "KIND":
             continue
         x, y = getattr(a, name), getattr(b, name)
-        if isinstance(x, np.ndarray):
+        if name == "history":
+            assert len(x) == len(y), name
+            for f, g in zip(x, y, strict=True):
+                assert f.step == g.step and g.images == {} and np.array_equal(f.state, g.state), name
+                assert f.extras.keys() == g.extras.keys() and all(np.array_equal(f.extras[k], g.extras[k]) for k in f.extras)
+        elif isinstance(x, np.ndarray):
             assert y.dtype == x.dtype and y.shape == x.shape and np.array_equal(x, y), name
         elif isinstance(x, dict) and x and isinstance(next(iter(x.values())), np.ndarray):
             assert x.keys() == y.keys(), name
@@ -287,6 +310,20 @@ BAD_VALUES = [
     (make_obs, ("images", "front", "codec"), "png", "images.front.codec", "codec"),
     (make_obs, ("images", "front"), b"\xff\xd8\xff", "images.front", "type"),
     (make_obs, ("images",), [], "images", "type"),
+    (make_hist_obs, ("history",), {"0": {}}, "history", "type"),
+    (make_hist_obs, ("history", 0), [118], "history.0", "type"),
+    (make_hist_obs, ("history", 0, "images"), {}, "history.0.images", "unknown_field"),
+    (make_hist_obs, ("history", 0, "step"), -1, "history.0.step", "range"),
+    (make_hist_obs, ("history", 0, "step"), 119, "history.1.step", "range"),  # steps not increasing
+    (make_hist_obs, ("history", 1, "step"), 120, "history.1.step", "range"),  # not before the observation
+    (make_hist_obs, ("history", 0, "state", "data"), np.full(6, np.nan, np.float32).tobytes(), "history.0.state", "nonfinite"),
+    (make_hist_obs, ("history", 0, "state", "shape"), [3], "history.0.state.data", "shape"),
+    (make_hist_obs, ("history", 0, "state"), {"dtype": "float32", "shape": [3], "data": b"\0" * 12}, "history.0.state", "shape"),
+    (make_hist_obs, ("history", 0, "state", "dtype"), "float64", "history.0.state.dtype", "dtype"),
+    (make_hist_obs, ("history", 1, "extras", "velocity", "data"), np.full(6, np.inf, np.float32).tobytes(), "history.1.extras.velocity", "nonfinite"),
+    (make_hist_obs, ("history", 1, "extras", "velocity"), {"dtype": "float32", "shape": [2], "data": b"\0" * 8}, "history.1.extras.velocity", "shape"),
+    (make_hist_obs, ("history", 1, "extras", "spin"), {"dtype": "float32", "shape": [1], "data": b"\0" * 4}, "history.1.extras.spin", "unknown_field"),
+    (make_hist_obs, ("history", 1, "extras"), {}, "history.1.extras.task_state", "missing"),
     (make_chunk, ("actions", "data"), np.full(300, np.nan, np.float32).tobytes(), "actions", "nonfinite"),
     (make_chunk, ("actions",), {"dtype": "float32", "shape": [0, 6], "data": b""}, "actions", "empty"),
     (make_chunk, ("actions", "shape"), [300, 0], "actions.data", "shape"),
@@ -310,6 +347,48 @@ def test_bad_field_values_raise_protocol_error_naming_the_field(factory, path, v
     err = reject(_mutate(factory(), path, value))
     assert (err.field, err.reason) == (field, reason), str(err)
     assert field in str(err)
+
+
+# --- observation history -----------------------------------------------------------------------
+def test_history_is_optional_on_the_wire():
+    """Absent (an older robot, or a policy without history) is empty; empty is not sent at all."""
+    plain = make_obs()
+    assert "history" not in wire(plain)["body"] and decode(encode(plain)).history == ()
+    with_history = wire(make_hist_obs())
+    assert [f["step"] for f in with_history["body"]["history"]] == [118, 119]
+    assert set(with_history["body"]["history"][0]) == {"step", "state", "extras"}  # never images
+    del with_history["body"]["history"]
+    assert decode(msgpack.packb(with_history)).history == ()
+
+
+def test_too_many_history_frames_are_rejected_before_decoding():
+    nine = tuple(make_frame(100 + i) for i in range(9))
+    with pytest.raises(ProtocolError) as info:
+        encode(make_obs(history=nine))
+    assert (info.value.field, info.value.reason) == ("history", "too_large")
+    tree = wire(make_obs(history=nine[:8]))
+    assert len(decode(msgpack.packb(tree)).history) == 8
+    tree["body"]["history"].append({"step": 1, "state": b"not even an array", "extras": {}})
+    err = reject(tree)  # the count is refused before any frame is looked at
+    assert (err.field, err.reason) == ("history", "too_large")
+    assert reject(encode(make_hist_obs()), Limits(max_history=1)).reason == "too_large"
+
+
+@pytest.mark.parametrize(("history", "field", "reason"), [
+    ((make_frame(119), make_frame(118)), "history.1.step", "range"),
+    ((make_frame(118), make_frame(118)), "history.1.step", "range"),
+    ((make_frame(120),), "history.0.step", "range"),
+    ((make_frame(118, state=np.zeros(5, np.float32)),), "history.0.state", "shape"),
+    ((make_frame(118, state=np.array([0, 0, 0, 0, 0, np.nan], np.float32)),), "history.0.state", "nonfinite"),
+    ((make_frame(118, extras={"velocity": np.zeros(6, np.float32)}),), "history.0.extras.task_state", "missing"),
+    ((make_frame(118, images={"front": np.zeros((4, 4, 3), np.uint8)}),), "history.0.images", "type"),
+    (({"step": 118},), "history.0", "type"),
+    (("frame",), "history.0", "type"),
+])  # fmt: skip
+def test_encode_rejects_an_invalid_history(history, field, reason):
+    with pytest.raises(ProtocolError) as info:
+        encode(make_obs(history=history))
+    assert (info.value.field, info.value.reason) == (field, reason)
 
 
 def test_object_dtype_and_extension_types_never_decode():

@@ -12,15 +12,15 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from vlash.contracts import Driver, DriverReading
-from vlash.messages import ActionChunk, Config, Error, Heartbeat, Hello, Observation
+from vlash.contracts import Driver, DriverReading, ObservationFrame
+from vlash.messages import DEFAULT_LIMITS, ActionChunk, Config, Error, Heartbeat, Hello, Observation
 from vlash.runlog import RunLog, percentile, plain
 from vlash.safety import SafetyFilter
 from vlash.scheduler import Scheduler, SchedulerConfig
@@ -74,6 +74,11 @@ def chunk_problem(
     if not np.all(np.isfinite(actions)):
         return "invalid"
     return ""
+
+
+def _extras(reading: DriverReading) -> dict[str, np.ndarray]:
+    """A reading's extras as the wire carries them: flat float32 arrays."""
+    return {k: np.asarray(v, np.float32).ravel() for k, v in reading.extras.items()}
 
 
 class HelloRefused(ValueError):
@@ -149,6 +154,9 @@ class ControlLoop:
         self._last_hello = float("-inf")
         self.server_policy: dict[str, Any] = {}
         self.link_up = False
+        # the last readings, for a policy with observation history (sized by the server's Config)
+        self._history: deque[ObservationFrame] = deque(maxlen=0)
+        self._episode: float | None = None
 
     # --- one tick -------------------------------------------------------------------------
     def tick(self, step: int, now: float, lateness_s: float = 0.0) -> dict[str, Any]:
@@ -158,6 +166,7 @@ class ControlLoop:
         if self._last_sent is None:
             self._last_sent = state.copy() if self.driver.features.action_kind == "absolute" else np.zeros_like(state)
         self._now, self._reading = now, reading
+        self._new_episode_check(reading)
         result = run_tick(self.scheduler, self, step, state)
         for arrival, installed in result.installed:
             self._log_chunk(arrival, installed, step)
@@ -165,6 +174,7 @@ class ControlLoop:
         action = self.safety.apply(executed.action, self._last_sent)
         self.driver.send_action(action)
         self._last_sent = action
+        self._remember(step, state, reading)
         self.ticks += 1
         self._lateness_ms.append(lateness_s * 1000.0)
         if "successes" in reading.events:  # the driver counts episodes itself (it may auto-reset)
@@ -226,8 +236,9 @@ class ControlLoop:
             plan_start_step=plan_start,
             plan=plan,
             hold=self.scheduler.hold(state),
-            extras={k: np.asarray(v, np.float32).ravel() for k, v in reading.extras.items()},
+            extras=_extras(reading),
             last_rtt_ms=self._last_rtt_ms,
+            history=self._history_before(step),
         )
         if not self.bus.send(obs):
             self.counters["observations_dropped"] += 1
@@ -258,10 +269,50 @@ class ControlLoop:
                 self.scheduler.cancel_request()
         return None
 
+    # --- observation history ---------------------------------------------------------------
+    @property
+    def history_steps(self) -> int:
+        """Past frames the server's policy wants with each observation (its Config; 0 if it does not say)."""
+        told = self.server_policy.get("history_steps")
+        if type(told) is int and told > 0:
+            return min(told, DEFAULT_LIMITS.max_history)
+        return 0
+
+    def _accept_policy(self, policy: dict[str, Any]) -> None:
+        """Take the server's policy description; the history ring is resized to what it asks for."""
+        self.server_policy = dict(policy)
+        if self._history.maxlen != self.history_steps:
+            self._history = deque(self._history, maxlen=self.history_steps)
+
+    def _new_episode_check(self, reading: DriverReading) -> None:
+        """A new episode (the driver's ``episode`` event changed, e.g. an auto-reset) restarts the
+        history, so no frame of the last episode conditions the policy in the new one."""
+        episode = reading.events.get("episode")
+        if episode != self._episode:
+            self._episode = episode
+            self._history.clear()
+
+    def _remember(self, step: int, state: np.ndarray, reading: DriverReading) -> None:
+        """Keep this step's measured reading for later observations. Images are left out: they are
+        large to copy and resend every step, and the policy reuses the current images for past frames."""
+        if self._history.maxlen:
+            extras = {k: v.copy() for k, v in _extras(reading).items()}  # the driver may reuse its arrays
+            self._history.append(ObservationFrame(step, state.copy(), extras=extras))
+
+    def _history_before(self, step: int) -> tuple[ObservationFrame, ...]:
+        """The kept readings of the consecutive steps just before ``step``, oldest first (a missed
+        tick ends the run: a frame is only ever the reading of exactly its step)."""
+        frames: list[ObservationFrame] = []
+        for frame in reversed(self._history):
+            if frame.step != step - 1 - len(frames):
+                break
+            frames.append(frame)
+        return tuple(reversed(frames))
+
     def _on_config(self, config: Config) -> None:
         """The server's answer to a (re-sent) Hello: its policy and Δ cap, or why it refuses this robot."""
         if config.accepted:
-            self.server_policy = dict(config.policy)
+            self._accept_policy(config.policy)
             return
         self.counters["hello_refused"] += 1
         if self.counters["hello_refused"] == 1:
@@ -397,7 +448,7 @@ class ControlLoop:
                 if isinstance(message, Config):
                     if not message.accepted:
                         raise HelloRefused(f"the inference server refused robot {self.config.robot_id!r}: {message.reason}")
-                    self.server_policy = dict(message.policy)
+                    self._accept_policy(message.policy)
                     return True
             time.sleep(0.01)
         return False

@@ -122,7 +122,13 @@ class InferenceServer:
             "cameras": {k: list(v) for k, v in feats.cameras.items()},
             "supports_rtc": bool(getattr(self.policy, "supports_rtc", False)),
             "max_delay_steps": session.max_delay_steps,
+            "history_steps": self.history_steps,
         })
+
+    @property
+    def history_steps(self) -> int:
+        """How many past frames the policy conditions on (0 for a policy that does not say)."""
+        return int(getattr(self.policy.features, "history_steps", 0) or 0)
 
     def _open_session(self, hello: Hello) -> RobotSession:
         """A fresh session from an accepted Hello (a repeated Hello restarts the robot's session)."""
@@ -206,7 +212,9 @@ class InferenceServer:
             kind,
             obs.extras,
         )
-        policy_obs = request.policy_observation(obs.state, obs.images, obs.task, obs.extras)
+        wanted = self.history_steps  # the robot's newest frames, never more than the policy takes
+        history = obs.history[-wanted:] if wanted else ()
+        policy_obs = request.policy_observation(obs.state, obs.images, obs.task, obs.extras, history=history)
         t_model = self.clock()
         actions = np.asarray(self.policy.predict_chunk(policy_obs), dtype=np.float32)
         model_ms = (self.clock() - t_model) * 1000.0

@@ -4,7 +4,9 @@ A message is a msgpack map ``{"v": PROTOCOL_VERSION, "kind": str, "body": {field
 NumPy arrays travel as ``{"dtype": str, "shape": [int, ...], "data": bytes}`` (little-endian,
 C order, dtypes from a short whitelist); camera images (RGB, uint8, HxWx3) may instead travel
 JPEG-compressed as ``{"codec": "jpeg", "dtype": "uint8", "shape": [h, w, 3], "data": bytes}``.
-Nothing is ever pickled, so a payload can carry data but never code.
+Nothing is ever pickled, so a payload can carry data but never code. An optional field (an
+observation's ``history``) is left out of the body when empty and may be absent on receipt, so
+peers that predate it still talk.
 
 :func:`decode` validates everything before any value reaches the runtime and raises only
 :class:`ProtocolError`, whose ``field`` names the offending field and whose ``reason`` is a
@@ -26,12 +28,14 @@ from typing import Any, ClassVar
 import msgpack
 import numpy as np
 
+from vlash.contracts import ObservationFrame
 from vlash.wire_fields import (
     Array,
     Bool,
     Extras,
     Features,
     Float,
+    History,
     Images,
     Int,
     Limits,
@@ -39,6 +43,7 @@ from vlash.wire_fields import (
     ProtocolError,
     Spec,
     Str,
+    check_history,
     check_keys,
 )
 
@@ -74,9 +79,9 @@ REASONS = (
 log = logging.getLogger("vlash.messages")
 
 
-def _f(spec: Spec, **kwargs: Any) -> Any:
-    """A dataclass field carrying its wire spec."""
-    return field(metadata={"spec": spec}, **kwargs)
+def _f(spec: Spec, optional: bool = False, **kwargs: Any) -> Any:
+    """A dataclass field carrying its wire spec (``optional``: omitted when empty, may be absent)."""
+    return field(metadata={"spec": spec, "optional": optional}, **kwargs)
 
 
 def _empty_plan() -> np.ndarray:
@@ -99,7 +104,9 @@ class Observation:
 
     ``plan`` row ``i`` is the queued action for step ``plan_start_step + i`` (P may be 0);
     ``hold`` is what the robot executes where nothing is queued (its last target; empty: unknown);
-    ``last_rtt_ms`` is the latest measured round trip, -1 before any.
+    ``last_rtt_ms`` is the latest measured round trip, -1 before any; ``history`` the robot's
+    readings of the control steps just before ``step`` (oldest first, without images), for a policy
+    that conditions on past observations (optional: absent for the others).
     """
 
     KIND: ClassVar[str] = "observation"
@@ -115,6 +122,7 @@ class Observation:
     hold: np.ndarray = _f(Array(ndim=1), default_factory=_no_hold)
     extras: dict[str, np.ndarray] = _f(Extras(), default_factory=dict)
     last_rtt_ms: float = _f(Float(minimum=-1.0), default=-1.0)
+    history: tuple[ObservationFrame, ...] = _f(History(), optional=True, default=())
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -194,6 +202,9 @@ _SPECS: dict[type, tuple[tuple[str, Spec], ...]] = {
 _NAMES: dict[type, frozenset[str]] = {
     cls: frozenset(name for name, _ in specs) for cls, specs in _SPECS.items()
 }
+_OPTIONAL: dict[type, frozenset[str]] = {
+    cls: frozenset(f.name for f in fields(cls) if f.metadata["optional"]) for cls in _CLASSES.values()
+}
 _ENVELOPE = frozenset({"v", "kind", "body"})
 
 
@@ -212,7 +223,13 @@ def encode(msg: Message, *, jpeg_quality: int | None = None) -> bytes:
         or not 1 <= jpeg_quality <= 100
     ):
         raise ValueError(f"jpeg_quality must be an int in 1..100, got {jpeg_quality!r}")
-    body = {name: spec.pack(name, getattr(msg, name), jpeg_quality) for name, spec in specs}
+    optional = _OPTIONAL[type(msg)]
+    body = {
+        name: spec.pack(name, getattr(msg, name), jpeg_quality)
+        for name, spec in specs
+        if name not in optional or len(getattr(msg, name))
+    }
+    _check_across(type(msg), {name: getattr(msg, name) for name, _ in specs})
     try:
         return msgpack.packb({"v": PROTOCOL_VERSION, "kind": msg.KIND, "body": body})
     except (OverflowError, ValueError, TypeError) as exc:  # defensive: specs normalize every value
@@ -283,8 +300,16 @@ def _from_wire(obj: Any, limits: Limits) -> Message:
     body = obj["body"]
     if not isinstance(body, dict):
         raise ProtocolError("body", "type", f"expected a map, got {type(body).__name__}")
-    check_keys("", body, _NAMES[cls])
-    return cls(**{name: spec.unpack(name, body[name], limits) for name, spec in _SPECS[cls]})
+    check_keys("", body, _NAMES[cls], _OPTIONAL[cls])
+    values = {name: spec.unpack(name, body[name], limits) for name, spec in _SPECS[cls] if name in body}
+    _check_across(cls, values)
+    return cls(**values)
+
+
+def _check_across(cls: type, values: dict[str, Any]) -> None:
+    """The rules between fields: an observation's history must fit its step, state and extras."""
+    if cls is Observation and values.get("history"):
+        check_history("history", tuple(values["history"]), values["step"], values["state"], values["extras"])
 
 
 class RejectCounter(Counter[str]):

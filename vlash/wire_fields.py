@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from vlash import jpeg
+from vlash.contracts import ObservationFrame
 
 #: The only dtypes that exist on the wire (always little-endian).
 WIRE_DTYPES = ("float32", "float64", "uint8", "int32", "int64")
@@ -54,6 +55,7 @@ class Limits:
     max_id_len: int = 64  # robot ids, image and extra names, modes, error codes
     max_container_len: int = 4096  # entries of any msgpack map or array
     max_depth: int = 8  # nesting of plain-data fields (features, policy, chunk settings)
+    max_history: int = 8  # past frames of one observation
 
 
 def _name(*parts: object) -> str:
@@ -67,14 +69,15 @@ def _name(*parts: object) -> str:
     return ".".join(out)
 
 
-def check_keys(prefix: str, mapping: dict, expected: frozenset[str]) -> None:
-    """Require exactly the keys ``expected`` in ``mapping``."""
+def check_keys(prefix: str, mapping: dict, expected: frozenset[str], optional: frozenset[str] = frozenset()) -> None:
+    """Require the keys ``expected`` in ``mapping`` and no others; those in ``optional`` may be absent."""
     for key in mapping:
         if key not in expected:
             raise ProtocolError(_name(prefix, key), "unknown_field")
     if len(mapping) != len(expected):
-        missing = sorted(expected.difference(mapping))
-        raise ProtocolError(_name(prefix, missing[0]), "missing")
+        missing = sorted(expected.difference(mapping, optional))
+        if missing:
+            raise ProtocolError(_name(prefix, missing[0]), "missing")
 
 
 class Spec:
@@ -410,3 +413,81 @@ class Features(Plain):
                 ):
                     raise ProtocolError(_name(name, "cameras", cam), "shape", "expected [h, w]")
         return value
+
+
+_FRAME_KEYS = frozenset({"step", "state", "extras"})
+_FRAME_STATE = Array(ndim=1, min_dims=(1,))
+
+
+@dataclass(frozen=True)
+class History(Spec):
+    """Past measured frames, oldest first: ``{step, state, extras}`` each, never images (too large to
+    resend every step; the policy reuses the current ones). Their consistency with the observation
+    is :func:`check_history`'s."""
+
+    def pack(self, name: str, value: Any, jpeg_quality: int | None) -> list[dict[str, Any]]:
+        if not isinstance(value, list | tuple):
+            raise ProtocolError(name, "type", "expected a sequence of frames")
+        if len(value) > Limits.max_history:
+            raise ProtocolError(name, "too_large", f"{len(value)} frames > {Limits.max_history}")
+        out = []
+        for i, frame in enumerate(value):
+            field = _name(name, i)
+            if not isinstance(frame, ObservationFrame):
+                raise ProtocolError(field, "type", f"expected an ObservationFrame, got {type(frame).__name__}")
+            if frame.images:
+                raise ProtocolError(_name(field, "images"), "type", "history frames carry no images")
+            out.append({
+                "step": Int().check(_name(field, "step"), frame.step, None),
+                "state": _FRAME_STATE.pack(_name(field, "state"), frame.state, None),
+                "extras": Extras().pack(_name(field, "extras"), frame.extras, None),
+            })
+        return out
+
+    def unpack(self, name: str, wire: Any, limits: Limits) -> tuple[ObservationFrame, ...]:
+        if not isinstance(wire, list):
+            raise ProtocolError(name, "type", "expected a list of frames")
+        if len(wire) > limits.max_history:
+            raise ProtocolError(name, "too_large", f"{len(wire)} frames > {limits.max_history}")
+        for i, frame in enumerate(wire):  # every size first, then the values
+            field = _name(name, i)
+            if not isinstance(frame, dict):
+                raise ProtocolError(field, "type", "expected a map {step, state, extras}")
+            check_keys(field, frame, _FRAME_KEYS)
+            Int().check(_name(field, "step"), frame["step"], limits)
+            _array_from_wire(_name(field, "state"), frame["state"], "float32", 1, limits.max_array_elems, _ARRAY_KEYS)
+            extras = frame["extras"]
+            if not isinstance(extras, dict):
+                raise ProtocolError(_name(field, "extras"), "type", "expected a map of arrays")
+            if len(extras) > limits.max_extras:
+                raise ProtocolError(_name(field, "extras"), "too_large", f"{len(extras)} entries > {limits.max_extras}")
+            for key, item in extras.items():
+                _key(_name(field, "extras"), key, limits)
+                _array_from_wire(_name(field, "extras", key), item, "float32", 1, limits.max_array_elems, _ARRAY_KEYS)
+        return tuple(
+            ObservationFrame(
+                step=frame["step"],
+                state=_FRAME_STATE.unpack(_name(name, i, "state"), frame["state"], limits),
+                extras=Extras().unpack(_name(name, i, "extras"), frame["extras"], limits),
+            )
+            for i, frame in enumerate(wire)
+        )
+
+
+def check_history(
+    name: str, history: tuple[ObservationFrame, ...], step: int, state: np.ndarray, extras: Mapping[str, np.ndarray]
+) -> None:
+    """Frames of steps strictly increasing and before ``step``, each with the observation's state
+    length and its extras' names and shapes."""
+    previous = -1
+    for i, frame in enumerate(history):
+        field = _name(name, i)
+        if not previous < frame.step < step:
+            raise ProtocolError(_name(field, "step"), "range", f"{frame.step} after {previous}, before {step} expected")
+        previous = frame.step
+        if np.shape(frame.state) != np.shape(state):
+            raise ProtocolError(_name(field, "state"), "shape", f"{np.shape(frame.state)} != the observation's {np.shape(state)}")
+        check_keys(_name(field, "extras"), dict(frame.extras), frozenset(extras))
+        for key, value in frame.extras.items():
+            if np.shape(value) != np.shape(extras[key]):
+                raise ProtocolError(_name(field, "extras", key), "shape", f"{np.shape(value)} != {np.shape(extras[key])}")
