@@ -29,6 +29,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--video", action="store_true", help="store cameras as MP4 (default: PNG frames)")
     parser.add_argument("--repo-id", default=None, help="dataset repo id label (default vlash/<out name>)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--action-noise", type=float, default=0.0, metavar="SIGMA",
+        help="add N(0, SIGMA) radians to every executed action, seeded by the episode's seed (default 0: none); "
+        "the recorded action is the executed noisy one",
+    )
+    parser.add_argument(
+        "--strategy", default=None, metavar="NAME",
+        help="the expert's way of doing a task that has several (detour: random, drawn per episode from its "
+        "seed, the default; left; right); each episode's is stored in meta/vlash_episodes.json",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -48,6 +58,8 @@ def run(args: argparse.Namespace) -> int:
         video=args.video,
         repo_id=args.repo_id,
         progress=not args.no_progress,
+        action_noise=args.action_noise,
+        strategy=args.strategy,
     )
     try:
         summary = record(options, make_task, make_expert)
