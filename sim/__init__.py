@@ -1,9 +1,10 @@
-"""MuJoCo SO-101 tasks, scripted experts, cameras and the model-based future-state estimator.
+"""MuJoCo SO-101 tasks, scripted experts, cameras and the ``model`` and (sim-only) ``oracle`` future-state estimators.
 
 Importing ``sim`` registers the gymnasium ids ``vlash/<task>-v0`` of :data:`TASKS` (reach, whack,
 pick_place, track, whack_fast, intercept, detour); it builds no model and opens no GL context. The ``model``
-future-state estimator is declared as an entry point (``vlash.estimators`` in pyproject.toml), so it
-resolves by name without importing ``sim`` first.
+and ``oracle`` future-state estimators are declared as entry points (``vlash.estimators`` in
+pyproject.toml), so they resolve by name without importing ``sim`` first. ``oracle`` is SIM-ONLY: it
+steps a copy of the live simulation (``make_estimator("oracle", env=env)``, virtual-time evaluation).
 """
 
 from __future__ import annotations
