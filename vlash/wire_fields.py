@@ -53,7 +53,7 @@ class Limits:
     max_extras: int = 32
     max_str_len: int = 4096
     max_id_len: int = 64  # robot ids, image and extra names, modes, error codes
-    max_container_len: int = 4096  # entries of any msgpack map or array
+    max_container_len: int = 256  # entries of any msgpack map or array (arrays travel as bytes; names are few)
     max_depth: int = 8  # nesting of plain-data fields (features, policy, chunk settings)
     max_history: int = 8  # past frames of one observation
 
