@@ -152,7 +152,8 @@ def prepare_policies(work: Path, config: StudyConfig, log: CommandLog) -> tuple[
     if not (data / "meta" / "info.json").exists():
         log.run("study: record", ["record", "--task", config.task, "--episodes", str(config.demo_episodes),
                                   "--seed", "0", "--strategy", config.strategy, "--action-noise",
-                                  str(config.action_noise), "--out", str(data), "--no-progress"])
+                                  str(config.action_noise), "--chunk-size", str(config.chunk_size),
+                                  "--out", str(data), "--no-progress"])
     checkpoints: dict[str, Path] = {}
     training: dict[str, Any] = {}
     for spec in config.policies:
