@@ -164,3 +164,14 @@ def test_runs_in_virtual_time_one_by_one_and_batched(tiny_diffusion_run: Path) -
         assert np.isfinite(a.actions).all()
         np.testing.assert_allclose(a.actions, b.actions, atol=1e-4)
     assert not np.allclose(one_by_one[0].actions, one_by_one[1].actions)  # seeds differ, so do chunks
+
+
+def test_cli_chunk_size_sets_the_executed_steps_and_a_fitting_horizon(synthetic_dataset: Path, tmp_path: Path) -> None:
+    from vlash.cli import main as vlash_main
+
+    args = ["train", "--dataset", str(synthetic_dataset), "--policy", "diffusion", "--chunk-size", "4",
+            "--steps", "1", "--batch-size", "2", "--save-every", "0", "--no-progress", "--out", str(tmp_path / "run")]
+    assert vlash_main(args) == 0
+    config = json.loads((tmp_path / "run/checkpoints/last/pretrained_model/config.json").read_text())
+    assert (config["n_action_steps"], config["horizon"]) == (4, 8)  # 4 + 2 - 1 rounded up to 2**3
+    assert load_policy(tmp_path / "run", device="cpu").chunk_size == 4

@@ -63,6 +63,23 @@ def test_resume_continues_exactly(synthetic_dataset: Path, tmp_path: Path) -> No
         np.testing.assert_array_equal(a[key], b[key], err_msg=key)
 
 
+def test_adam_is_fused_and_an_unfused_run_resumes(
+    synthetic_dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch
+
+    import policies.train as train_module
+
+    params = [torch.nn.Parameter(torch.zeros(3))]
+    adam = torch.optim.Adam(params)
+    assert train_module.fuse_adam(adam) and adam.param_groups[0]["fused"] is True
+    assert not train_module.fuse_adam(torch.optim.SGD(params, lr=0.1))
+    with monkeypatch.context() as m:  # a run saved before the optimizer was fused
+        m.setattr(train_module, "fuse_adam", lambda optimizer: False)
+        train(options(synthetic_dataset, tmp_path / "old", steps=2))
+    assert train(options(synthetic_dataset, tmp_path / "old", steps=3, resume=True)).start_step == 2
+
+
 def test_out_folder_rules(synthetic_dataset: Path, tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="resume"):
         train(options(synthetic_dataset, tmp_path / "none", resume=True))
