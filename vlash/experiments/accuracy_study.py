@@ -15,6 +15,7 @@ Statistics and the figure are :mod:`vlash.experiments.accuracy_report`.
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -46,8 +47,9 @@ class PolicySpec:
 
 
 def _policies() -> tuple[PolicySpec, ...]:
-    return (PolicySpec("diffusion", 0, 6000), PolicySpec("diffusion", 4, 6000),
-            PolicySpec("act", 0, 4000), PolicySpec("act", 4, 4000))
+    # the primary comparison's policy first: each policy is trained, gated and evaluated before the next
+    return (PolicySpec("diffusion", 4, 6000), PolicySpec("diffusion", 0, 6000),
+            PolicySpec("act", 4, 4000), PolicySpec("act", 0, 4000))
 
 
 @dataclass
@@ -77,10 +79,10 @@ class StudyConfig:
 
     @classmethod
     def quick(cls) -> StudyConfig:
-        """A smoke test (a couple of minutes): tiny data, a few training steps, a small grid."""
-        return cls(demo_episodes=4, policies=(PolicySpec("diffusion", 0, 20), PolicySpec("diffusion", 2, 20)),
-                   batch_size=8, gate_episodes=2, modes=("sync", "naive", "vlash:target", "vlash:oracle"),
-                   delays=(0, 2), episodes=3, batch=3, workers=1, retrain=False)
+        """A smoke test (a couple of minutes): tiny data, a few training steps of a small ACT, a small grid."""
+        return cls(demo_episodes=3, policies=(PolicySpec("act", 2, 10),), batch_size=8, gate_episodes=2,
+                   modes=("sync", "naive", "vlash:oracle"), delays=(0, 2), horizons=("max",), episodes=2, batch=2,
+                   workers=1, retrain=False)
 
 
 def horizon_of(spec: int | str, delay: int) -> int:
@@ -146,46 +148,50 @@ def _trained(out: Path) -> dict[str, Any]:
     return json.loads((out / "train_summary.json").read_text())
 
 
-def prepare_policies(work: Path, config: StudyConfig, log: CommandLog) -> tuple[dict[str, Path], dict[str, Any]]:
-    """Record the data, train every policy and run its quality gate (reusing finished steps)."""
+def _record(work: Path, config: StudyConfig, log: CommandLog) -> Path:
     data = work / "data"
     if not (data / "meta" / "info.json").exists():
         log.run("study: record", ["record", "--task", config.task, "--episodes", str(config.demo_episodes),
                                   "--seed", "0", "--strategy", config.strategy, "--action-noise",
                                   str(config.action_noise), "--chunk-size", str(config.chunk_size),
                                   "--out", str(data), "--no-progress"])
-    checkpoints: dict[str, Path] = {}
-    training: dict[str, Any] = {}
-    for spec in config.policies:
-        out = work / "ckpt" / spec.slug
-        info_file = out / "study_gate.json"
-        if not info_file.exists():
-            seconds = log.run(f"study: train {spec.label}", _train_args(config, spec, data, out, spec.steps, False))
-            runs = [{**_trained(out), "wall_s": round(seconds, 1), "gate": _gate(config, out)}]
-            if not runs[-1]["gate"]["passed"] and config.retrain:
-                seconds = log.run(f"study: train {spec.label} on (below the gate)",
-                                  _train_args(config, spec, data, out, 2 * spec.steps, True))
-                runs.append({**_trained(out), "wall_s": round(seconds, 1), "gate": _gate(config, out)})
-            info_file.write_text(json.dumps({"label": spec.label, "runs": runs}, indent=2) + "\n")
-        checkpoints[spec.label] = out
-        training[spec.label] = json.loads(info_file.read_text())
-    return checkpoints, training
+    return data
+
+
+def prepare_policy(work: Path, data: Path, config: StudyConfig, spec: PolicySpec, log: CommandLog) -> dict[str, Any]:
+    """Train one policy and run its quality gate (once: the result is kept in ``study_gate.json``)."""
+    out = work / "ckpt" / spec.slug
+    info_file = out / "study_gate.json"
+    if not info_file.exists():
+        if out.exists() and not (out / "train_summary.json").exists():
+            shutil.rmtree(out)  # a training run cut short: start it again
+        if not (out / "train_summary.json").exists():
+            log.run(f"study: train {spec.label}", _train_args(config, spec, data, out, spec.steps, False))
+        runs = [{**_trained(out), "gate": _gate(config, out)}]
+        if not runs[-1]["gate"]["passed"] and config.retrain:
+            log.run(f"study: train {spec.label} on (below the gate)",
+                    _train_args(config, spec, data, out, 2 * spec.steps, True))
+            runs.append({**_trained(out), "gate": _gate(config, out)})
+        info_file.write_text(json.dumps({"label": spec.label, "runs": runs}, indent=2) + "\n")
+    return json.loads(info_file.read_text())
 
 
 def run_study(work: Path, config: StudyConfig, log: CommandLog,
               progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
-    """Run (or resume) the whole study under ``work``; returns and writes ``work/accuracy_study.json``."""
+    """Run (or resume) the whole study under ``work``; returns and writes ``work/accuracy_study.json``.
+
+    Policy by policy (train, gate, its grid), so a run cut short leaves whole policies' results.
+    """
     work.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    checkpoints, training = prepare_policies(work, config, log)
-    labels = {str(path): label for label, path in checkpoints.items()}
+    data = _record(work, config, log)
     cells_file = work / CELLS_FILE
     done = {record_key(r): r for r in _read_cells(cells_file)}
-    cells = [c for path in checkpoints.values() for c in grid(config, str(path))]
-    todo = [c for c in cells if _cell_key(c) not in done]
-    finished = len(cells) - len(todo)
-    if progress:
-        progress(finished, len(cells))
+    total = len(config.policies) * len(grid(config, "-"))
+    training: dict[str, Any] = {}
+    records: list[dict[str, Any]] = []
+    finished = sum(1 for spec in config.policies for c in grid(config, str(work / "ckpt" / spec.slug))
+                   if _cell_key(c) in done)
 
     def save(record: dict[str, Any]) -> None:
         nonlocal finished
@@ -194,23 +200,28 @@ def run_study(work: Path, config: StudyConfig, log: CommandLog,
         done[record_key(record)] = record
         finished += 1
         if progress:
-            progress(finished, len(cells))
+            progress(finished, total)
 
-    eval_started = time.monotonic()
-    run_cells(todo, config.workers, on_record=save)
-    records = [{**done[_cell_key(c)], "checkpoint": labels[c.policy]} for c in cells]
+    if progress:
+        progress(finished, total)
+    for spec in config.policies:
+        training[spec.label] = prepare_policy(work, data, config, spec, log)
+        cells = grid(config, str(work / "ckpt" / spec.slug))
+        run_cells([c for c in cells if _cell_key(c) not in done], config.workers, on_record=save)
+        records += [{**done[_cell_key(c)], "checkpoint": spec.label} for c in cells]
     previous = _read_json(work / STUDY_FILE) or {}
+    this_run = round(time.monotonic() - started, 1)
     study = {
         "config": asdict(config),
         "training": training,
         "records": records,
-        "wall_s": {"this_run": round(time.monotonic() - started, 1),
-                   "grid_this_run": round(time.monotonic() - eval_started, 1),
-                   "cells_this_run": len(todo),
-                   "earlier_runs": previous.get("wall_s", {}).get("total", 0.0)},
+        "wall_s": {"this_run": this_run, "earlier_runs": previous.get("wall_s", {}).get("total", 0.0),
+                   "cells_s": round(sum(r.get("seconds", 0.0) for r in records), 1),
+                   "training_s": round(sum(run.get("seconds", 0.0) for t in training.values() for run in t["runs"]),
+                                       1)},
         "commands": log.entries,
     }
-    study["wall_s"]["total"] = round(study["wall_s"]["earlier_runs"] + study["wall_s"]["this_run"], 1)
+    study["wall_s"]["total"] = round(study["wall_s"]["earlier_runs"] + this_run, 1)
     (work / STUDY_FILE).write_text(json.dumps(study, indent=2) + "\n")
     return study
 
