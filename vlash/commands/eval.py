@@ -38,8 +38,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(default: half of each policy's chunk size)")
     parser.add_argument("--quantization", type=int, default=1)
     parser.add_argument("--estimator", default=None,
-                        help="future-state estimator of vlash mode, e.g. target or model "
-                             "(default: by the policy's action kind, target for absolute actions)")
+                        help="future-state estimator of vlash mode: target, model, or oracle (SIM-ONLY: steps a "
+                             "copy of the simulation itself) (default: by the policy's action kind, target for "
+                             "absolute actions)")
     parser.add_argument("--workers", type=int, default=max(1, min(2, mp.cpu_count())),
                         help="cells run in this many processes at once (default: %(default)s)")
     parser.add_argument("--batch", type=int, default=16,
