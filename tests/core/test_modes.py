@@ -132,6 +132,8 @@ def test_unknown_mode_and_estimator_are_clear_errors():
     with pytest.raises(ValueError, match="known: sync, naive, vlash, rtc"):
         run("fast", 4, 4, 0)
     with pytest.raises(ValueError, match="unknown future-state estimator"):
+        run("vlash", 4, 4, 0, estimator="clairvoyant")
+    with pytest.raises(ValueError, match="needs the simulation"):  # sim-only, and this toy env is no simulation
         run("vlash", 4, 4, 0, estimator="oracle")
 
 
