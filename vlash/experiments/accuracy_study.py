@@ -128,7 +128,7 @@ def _cell_key(cell: Cell) -> str:
 def _train_args(config: StudyConfig, spec: PolicySpec, data: Path, out: Path, steps: int, resume: bool) -> list[str]:
     args = ["train", "--dataset", str(data), "--policy", spec.kind, "--preset", "small", "--steps", str(steps),
             "--batch-size", str(config.batch_size), "--max-delay-steps", str(spec.max_delay),
-            "--state-source", config.state_source, "--seed", str(config.train_seed), "--save-every", "0",
+            "--state-source", config.state_source, "--seed", str(config.train_seed), "--save-every", "1000",
             "--no-progress", "--out", str(out)]
     if spec.kind == "act":
         args += ["--chunk-size", str(config.chunk_size)]
@@ -163,10 +163,11 @@ def prepare_policy(work: Path, data: Path, config: StudyConfig, spec: PolicySpec
     out = work / "ckpt" / spec.slug
     info_file = out / "study_gate.json"
     if not info_file.exists():
-        if out.exists() and not (out / "train_summary.json").exists():
-            shutil.rmtree(out)  # a training run cut short: start it again
         if not (out / "train_summary.json").exists():
-            log.run(f"study: train {spec.label}", _train_args(config, spec, data, out, spec.steps, False))
+            cut_short = (out / "checkpoints" / "last").exists()  # a run interrupted after a save: continue it
+            if out.exists() and not cut_short:
+                shutil.rmtree(out)
+            log.run(f"study: train {spec.label}", _train_args(config, spec, data, out, spec.steps, cut_short))
         runs = [{**_trained(out), "gate": _gate(config, out)}]
         if not runs[-1]["gate"]["passed"] and config.retrain:
             log.run(f"study: train {spec.label} on (below the gate)",
