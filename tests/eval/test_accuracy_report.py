@@ -52,3 +52,28 @@ def test_the_planned_grid():
     assert len(cells) == 2 + 4 * 2 * 5 - 5  # Δ=0: sync at K 1 and 4; Δ 1..3: 2 K x 5 modes; Δ=4: K=4 once
     assert all(c.seeds == cells[0].seeds and len(c.seeds) == 200 for c in cells)  # paired
     assert {c.estimator for c in cells if c.mode == "vlash"} == {"target", "model", "oracle"}
+
+
+def test_results_section_says_partial_and_reports_the_primary_test():
+    from dataclasses import asdict
+
+    from vlash.experiments.accuracy_report import accuracy_values
+
+    config = asdict(StudyConfig())
+    label = "diffusion offsets Δmax=4"
+    naive = {**_record("naive", "none", [0] * 150 + [1] * 50, delay=4, k=4), "checkpoint": label,
+             "discontinuity": 0.1}
+    oracle = {**_record("vlash", "oracle", [1] * 150 + [1] * 50, delay=4, k=4), "checkpoint": label,
+              "discontinuity": 0.05}
+    run = {"steps": 6000, "seconds": 600.0, "steps_per_s": 10.0, "final_loss": 0.01,
+           "gate": {"success_rate": 0.9, "episodes": 100, "passed": True}}
+    study = {"config": config, "records": [naive, oracle], "training": {label: {"runs": [run]}},
+             "wall_s": {"total": 7200.0, "cells_s": 3600.0}}
+    values = accuracy_values(study, "img/a.png")
+    assert values["accuracy_study"] and not values["accuracy_complete"]
+    assert values["accuracy_cells"] == "2 of 148"  # 4 policies x 37 cells
+    assert "vlash·oracle 100.0 % vs naive 25.0 %" in values["accuracy_primary"]
+    assert "won alone 150 vs 0" in values["accuracy_primary"] and "vlash better" in values["accuracy_primary"]
+    assert "better in 1, worse in 0" in values["accuracy_tally"]
+    assert "90 % of 100" in values["accuracy_training_table"]
+    assert accuracy_values(None, None) == {"accuracy_study": False}

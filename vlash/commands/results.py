@@ -25,6 +25,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true", help="small grids and short runs (a smoke test)")
     parser.add_argument("--reuse", action="store_true", help="keep outputs already under --work")
     parser.add_argument("--skip-study", action="store_true", help="no learned-policy study")
+    parser.add_argument("--accuracy-study", default="runs/study",
+                        help="folder of a `vlash study` run to report (its accuracy_study.json; hours to make, so "
+                             "never run from here; default: %(default)s, skipped when absent)")
     parser.add_argument("--skip-bench", action="store_true", help="no real-time benchmarks")
     parser.add_argument("--skip-eval", action="store_true", help="no scripted-expert evaluation")
 
@@ -53,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
         known = {e["command"]: e for e in previous if e.get("seconds") is not None}
         entries = [known.get(e["command"], e) if e.get("reused") else e for e in log.entries]
         (work / "commands.json").write_text(json.dumps(entries, indent=2) + "\n")
+    data["accuracy"] = load_json(Path(args.accuracy_study) / "accuracy_study.json")
     images = copy_images(work, out / "img", data)
     (out / "RESULTS.md").write_text(render(data, machine, entries, images, quick=args.quick))
     print(f"\nwrote {out / 'RESULTS.md'} and {len(images)} figures under {out / 'img'} "

@@ -156,3 +156,73 @@ def plot_study(study: dict[str, Any], path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def _primary(study: dict[str, Any], rows: list[dict[str, Any]]) -> str:
+    """The plan's one primary test: Diffusion with offsets, K = max(Δ, 1), Δ = 4, vlash·oracle vs naive."""
+    policy = next((p for p in study["config"]["policies"] if p["kind"] == "diffusion" and p["max_delay"] > 0), None)
+    if policy is None:
+        return "not in this configuration"
+    label = f"diffusion offsets Δmax={policy['max_delay']}"
+    delay = max(study["config"]["delays"])
+    row = next((r for r in rows if r["checkpoint"] == label and r["delay"] == delay and r["horizon"] == max(delay, 1)
+                and r["variant"] == "vlash·oracle"), None)
+    if row is None:
+        return "not run yet"
+    verdict = ("vlash better" if row["only_first"] > row["only_second"] else "naive better") if row["p"] < 0.05 \
+        else "no significant difference"
+    return (f"{label}, Δ={delay}, K={max(delay, 1)}: vlash·oracle {100 * row['vlash']:.1f} % vs naive "
+            f"{100 * row['naive']:.1f} % (n = {row['n']} paired; won alone {row['only_first']} vs "
+            f"{row['only_second']}; McNemar p = {row['p']:.3g}): **{verdict}** at α = 0.05")
+
+
+def _tally(rows: list[dict[str, Any]]) -> str:
+    """Per vlash variant: cells where it is better / worse than naive after Holm's correction, of all compared."""
+    out = []
+    for variant in dict.fromkeys(r["variant"] for r in rows):
+        mine = [r for r in rows if r["variant"] == variant]
+        better = sum(1 for r in mine if r["p_holm"] < 0.05 and r["only_first"] > r["only_second"])
+        worse = sum(1 for r in mine if r["p_holm"] < 0.05 and r["only_first"] < r["only_second"])
+        out.append(f"{variant}: better in {better}, worse in {worse}, no significant difference in "
+                   f"{len(mine) - better - worse} of {len(mine)} (policy, Δ, K) cells")
+    return "; ".join(out) if out else "no comparisons yet"
+
+
+def training_table(study: dict[str, Any]) -> str:
+    rows = []
+    for label, info in study["training"].items():
+        for i, run in enumerate(info["runs"]):
+            gate = run["gate"]
+            rows.append([label + (" (trained on)" if i else ""), str(run["steps"]), f"{run['seconds'] / 60:.1f}",
+                         f"{run['steps_per_s']:.2f}", f"{run['final_loss']:.4f}",
+                         f"{100 * gate['success_rate']:.0f} % of {gate['episodes']}",
+                         "passed" if gate["passed"] else "**below**"])
+    return "\n".join(table(["policy", "steps", "minutes", "steps/s", "final loss", "sync Δ=0 gate", "≥ 85 %"], rows))
+
+
+def accuracy_values(study: dict[str, Any] | None, image: str | None) -> dict[str, Any]:
+    """The accuracy-study placeholders of ``results_template.md``."""
+    if not study:
+        return {"accuracy_study": False}
+    from vlash.experiments.accuracy_study import StudyConfig, grid
+
+    config = study["config"]
+    shape = StudyConfig(**{k: config[k] for k in ("task", "delays", "horizons", "modes", "episodes", "eval_seed")})
+    planned = len(config["policies"]) * len(grid(shape, "-"))
+    rows = comparisons(study["records"])
+    wall = study["wall_s"]
+    return {
+        "accuracy_study": True,
+        "accuracy_complete": len(study["records"]) >= planned,
+        "accuracy_cells": f"{len(study['records'])} of {planned}",
+        "accuracy_training_table": training_table(study),
+        "accuracy_tables": success_tables(study),
+        "accuracy_comparisons": comparison_table(rows),
+        "accuracy_side_changes": side_change_table(study),
+        "accuracy_figure": f"![accuracy study]({image})" if image else "",
+        "accuracy_primary": _primary(study, rows),
+        "accuracy_tally": _tally(rows),
+        "accuracy_wall_h": f"{wall['total'] / 3600:.1f}",
+        "accuracy_cells_h": f"{wall['cells_s'] / 3600:.1f}",
+        "accuracy_episodes": str(config["episodes"]),
+    }

@@ -20,6 +20,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from vlash.experiments.accuracy_report import accuracy_values
+from vlash.experiments.accuracy_report import plot_study as plot_accuracy
 from vlash.experiments.bench_runtime import QUANTIZATION_DELAY, QUANTIZATION_HORIZON
 from vlash.experiments.bench_transport import TARGET_RTT_MS_P50
 from vlash.experiments.markdown import fill, percent, table
@@ -132,6 +134,9 @@ def copy_images(work: Path, img: Path, data: dict[str, Any]) -> dict[str, str]:
     if data.get("study"):
         plot_study(data["study"], img / "study.png")
         images["study"] = "img/study.png"
+    if data.get("accuracy"):
+        plot_accuracy(data["accuracy"], img / "accuracy_study.png")
+        images["accuracy"] = "img/accuracy_study.png"
     return images
 
 
@@ -398,6 +403,7 @@ def values(data: dict[str, Any], machine: dict[str, Any], entries: list[dict[str
         **header_values(machine, entries, quick), **targets_values(data), **expert_values(data, images),
         **reaction_values(data, images), **quantization_values(data),
         **(study_values(study, images.get("study")) if study else {"study": False}),
+        **accuracy_values(data.get("accuracy"), images.get("accuracy")),
         **runtime_values(data, images), **commands_values(entries),
     }
 
