@@ -39,7 +39,8 @@ def test_vlash_mode_never_stalls_and_chunks_start_at_their_start_step(tmp_path):
     for c in switched:
         assert c["start_step"] == c["obs_step"] + c["delay_steps"]
         assert first[c["chunk"]] == c["start_step"]  # takes over exactly at its start step
-    assert (tmp_path / "summary.json").exists() and (tmp_path / "timeline.png").exists()
+    assert (tmp_path / "summary.json").exists() and (tmp_path / "arm" / "timeline.png").exists()
+    assert not (tmp_path / "timeline.png").exists()  # drawn once, in the robot's folder
     keys = {"ticks", "stall_ticks", "missed_ticks", "lateness_ms_p99", "rtt_ms_p50", "rtt_ms_p99", "chunks", "mode"}
     assert keys <= set(json.loads((tmp_path / "summary.json").read_text()))
 

@@ -70,5 +70,5 @@ def run(args: argparse.Namespace) -> int:
         summaries[name] = {**summary, **achievement(Path(args.out) / name / spec.robots[0].id, spec.fps)}
     print()
     print(comparison(summaries))
-    print(f"\nrun folders: {', '.join(str(Path(args.out) / n) for n in summaries)} (summary.json, timeline.png)")
+    print(f"\nrun folders: {', '.join(str(Path(args.out) / n) for n in summaries)} (summary.json; timeline.png in each robot's folder)")
     return 0

@@ -2,7 +2,7 @@
 
 Validates the whole file first (values, factories and their keyword arguments: a bad one is a
 one-line error before anything starts), then runs the processes under :mod:`vlash.supervisor`
-and draws each robot's ``timeline.png``.
+and draws each robot's ``timeline.png`` (once, in its folder).
 """
 
 from __future__ import annotations
@@ -42,16 +42,14 @@ def launch(spec: LaunchSpec, out: Path, duration: float | None, quiet: bool = Fa
         plot_timelines(out, [r.id for r in spec.robots])
 
 
-def plot_timelines(out: Path, robot_ids: list[str]) -> None:
-    """``timeline.png`` in each robot's folder, and the first robot's at the top of the run folder."""
+def plot_timelines(out: Path, robot_ids: list[str]) -> list[Path]:
+    """Draw ``timeline.png`` once in each robot's folder (beside its ``ticks.jsonl``); the files written.
+
+    (There is no copy at the top of the run folder: one file per robot, drawn once.)
+    """
     from vlash.experiments.plots import timeline
 
-    for robot in robot_ids:
-        if (out / robot / "ticks.jsonl").exists():
-            timeline(out / robot, out / robot / "timeline.png")
-    first = out / robot_ids[0] / "timeline.png"
-    if first.exists():
-        (out / "timeline.png").write_bytes(first.read_bytes())
+    return [timeline(out / robot) for robot in robot_ids if (out / robot / "ticks.jsonl").exists()]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -74,5 +72,5 @@ def run(args: argparse.Namespace) -> int:
         return 1
     keys = ("ticks", "stall_ticks", "missed_ticks", "lateness_ms_p99", "rtt_ms_p50", "rtt_ms_p99", "chunks", "task_successes")
     print(f"{spec.name} ({spec.mode}): " + ", ".join(f"{k}={summary.get(k)}" for k in keys))
-    print(f"run folder: {out}")
+    print(f"run folder: {out} (timelines: " + ", ".join(f"{r.id}/timeline.png" for r in spec.robots) + ")")
     return 0

@@ -1,0 +1,96 @@
+"""The figures a person reads: the run timeline's data (from real logs), and what each figure states."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from vlash.commands.launch import launch
+from vlash.experiments.launch_specs import sim_spec
+from vlash.experiments.plots import CHUNK_COLOURS, STALL_COLOUR, timeline, timeline_data
+from vlash.launchfile import parse_launch
+from vlash.runlog import RunLog, read_jsonl
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def synthetic_ticks() -> list[dict]:
+    """20 ticks at 10 Hz: chunk 0, a 3-tick stall, chunk 1, chunk 2; episode 1 starts at step 12 after a success."""
+    rng = np.random.default_rng(0)
+    chunk = [0] * 6 + [-1] * 3 + [1] * 5 + [2] * 6
+    ticks = []
+    for i, cid in enumerate(chunk):
+        step = 100 + i
+        ticks.append({
+            "step": step, "t": 5.0 + i * 0.1, "lateness_ms": 0.1 * i,
+            "state": rng.normal(size=3).round(6).tolist(), "action": rng.normal(size=3).round(6).tolist(),
+            "chunk": cid, "row": -1, "stall": cid < 0, "delay_steps": 2,
+            "events": {"episode": float(i >= 12), "successes": float(i >= 11), "success": float(i == 11)},
+        })
+    return ticks
+
+
+def write_run(folder, ticks, chunks, fps=10.0):
+    """The logs as the control process writes them (RunLog), with its summary."""
+    log = RunLog(folder)
+    for t in ticks:
+        log.ticks.write(t)
+    for c in chunks:
+        log.chunks.write(c)
+    log.close({"fps": fps, "mode": "vlash"})
+
+
+CHUNKS = [{"chunk": k, "obs_step": 100 + 5 * k, "arrival_step": 102 + 5 * k, "start_step": 103 + 5 * k} for k in range(3)]
+
+
+def test_timeline_data_is_the_logged_traces_with_switches_stalls_episodes_and_successes(tmp_path):
+    write_run(tmp_path, synthetic_ticks(), CHUNKS)
+    ticks, chunks = read_jsonl(tmp_path / "ticks.jsonl"), read_jsonl(tmp_path / "chunks.jsonl")
+    data = timeline_data(ticks, chunks, fps=10.0)
+    np.testing.assert_array_equal(data.state, [t["state"] for t in ticks])
+    np.testing.assert_array_equal(data.action, [t["action"] for t in ticks])
+    np.testing.assert_allclose(data.seconds, [t["step"] / 10.0 for t in ticks])
+    # chunk 0 -> (stall) -> chunk 1 at tick 9, chunk 1 -> chunk 2 at tick 14; the stall is not a chunk
+    assert data.switch_index.tolist() == [9, 14]
+    for i, jump, joint in zip(data.switch_index, data.switch_jump, data.switch_joint, strict=True):
+        delta = np.abs(np.array(ticks[i]["action"]) - np.array(ticks[i - 1]["action"]))
+        assert jump == pytest.approx(delta.max()) and joint == delta.argmax()
+    np.testing.assert_allclose(data.switch_seconds, [10.9, 11.4])
+    assert data.stall_spans() == [pytest.approx((10.6, 10.9))]
+    np.testing.assert_allclose(data.episode_starts, [10.0, 11.2])
+    np.testing.assert_allclose(data.successes, [11.1])
+    np.testing.assert_allclose(data.inference, np.array([[c["obs_step"], c["arrival_step"], c["start_step"]]
+                                                         for c in CHUNKS]) / 10.0)
+    short = timeline_data(ticks, chunks, fps=10.0, max_seconds=1.0)
+    assert len(short.steps) == 10 and short.switch_index.tolist() == [9]
+    with pytest.raises(ValueError, match="fps"):
+        timeline_data(ticks, chunks, fps=0)
+
+
+def test_stall_shading_is_a_colour_no_chunk_uses():
+    assert STALL_COLOUR.lower() not in {c.lower() for c in CHUNK_COLOURS}
+
+
+def test_timeline_png_is_written_from_a_run_folder(tmp_path):
+    write_run(tmp_path, synthetic_ticks(), CHUNKS)
+    path = timeline(tmp_path)
+    assert path == tmp_path / "timeline.png" and path.read_bytes()[:8] == PNG
+
+
+def test_a_launch_draws_each_robots_timeline_once_from_logs_that_match_it(tmp_path):
+    """A real 2.5 s sync run (it stalls): one timeline.png, in the robot's folder; its data are the logs."""
+    spec = sim_spec("timeline", "sync", latency=100, horizon=15, chunk_size=15)
+    robot = launch(parse_launch(spec, "test"), tmp_path, duration=2.5, quiet=True)["robots"]["arm"]
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.png")) == ["arm/timeline.png"]
+    ticks = read_jsonl(tmp_path / "arm" / "ticks.jsonl")
+    data = timeline_data(ticks, read_jsonl(tmp_path / "arm" / "chunks.jsonl"), fps=30.0)
+    assert len(data.steps) == robot["ticks"] and int(data.stall.sum()) == robot["stall_ticks"] > 0
+    np.testing.assert_allclose(data.state, [t["state"] for t in ticks])
+    np.testing.assert_allclose(data.action, [t["action"] for t in ticks])
+    np.testing.assert_allclose(data.seconds, [t["step"] / 30.0 for t in ticks])
+    # the switches are the ticks the control loop logged as switches, their jump the change of the sent target
+    assert data.switch_index.tolist() == [i for i, t in enumerate(ticks) if "switch" in t]
+    assert len(data.switch_index) >= 1
+    action = np.array([t["action"] for t in ticks])
+    np.testing.assert_allclose(data.switch_jump, np.abs(action[data.switch_index] - action[data.switch_index - 1]).max(1))
+    assert len(data.episode_starts) >= 1 and data.episode_starts[0] == data.seconds[0]
