@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from vlash.commands.launch import launch
+from vlash.experiments.evaluation import plot_success, success_curves, wilson_interval
 from vlash.experiments.launch_specs import sim_spec
 from vlash.experiments.plots import CHUNK_COLOURS, STALL_COLOUR, timeline, timeline_data
 from vlash.launchfile import parse_launch
@@ -94,3 +95,30 @@ def test_a_launch_draws_each_robots_timeline_once_from_logs_that_match_it(tmp_pa
     action = np.array([t["action"] for t in ticks])
     np.testing.assert_allclose(data.switch_jump, np.abs(action[data.switch_index] - action[data.switch_index - 1]).max(1))
     assert len(data.episode_starts) >= 1 and data.episode_starts[0] == data.seconds[0]
+
+
+# ------------------------------------------------------------------------------------------ success vs delay
+def cell(mode: str, delay: int, successes: int, n: int = 20, policy: str = "expert") -> dict:
+    low, high = wilson_interval(successes, n)
+    return {"task": "reach", "mode": mode, "delay": delay, "policy": policy, "episodes": n, "successes": successes,
+            "success_rate": successes / n, "success_ci95": [round(low, 4), round(high, 4)]}
+
+
+def test_success_curves_state_n_offset_equal_curves_and_name_repeats(tmp_path):
+    records = [cell(m, d, s) for m, outcome in (("sync", (20, 12)), ("naive", (20, 12)), ("vlash", (20, 19)))
+               for d, s in zip((0, 4), outcome, strict=True)]
+    records.append(cell("vlash", 0, 5, n=8, policy="runs/act_reach"))
+    curves = success_curves(records)["reach"]
+    by = {c["label"].split(" (n=")[0]: c for c in curves}
+    assert set(by) == {"sync", "naive", "vlash", "vlash (act_reach)"}
+    assert "n=20 per point" in by["sync"]["label"] and "n=8 per point" in by["vlash (act_reach)"]["label"]
+    assert by["naive"]["same_as"] == "sync" and "same as sync" in by["naive"]["label"]
+    assert by["sync"]["same_as"] is None and by["vlash"]["same_as"] is None
+    firsts = [c["x"][0] for c in curves]  # every curve's Δ=0 point at its own x, near 0 (delays 0 and 4 apart)
+    assert len(set(firsts)) == len(curves) and all(abs(x) <= 0.15 * 4 + 1e-9 for x in firsts)
+    assert all(c["delays"] == [0, 4] for c in curves[:3])
+    assert by["sync"]["y"] == [100.0, 60.0]
+    assert by["sync"]["low"] == pytest.approx([100 * wilson_interval(20, 20)[0], 100 * wilson_interval(12, 20)[0]], abs=0.01)
+    assert by["sync"]["high"] == pytest.approx([100.0, 100 * wilson_interval(12, 20)[1]], abs=0.01)
+    plot_success(records, tmp_path / "success_vs_delay.png")
+    assert (tmp_path / "success_vs_delay.png").read_bytes()[:8] == PNG

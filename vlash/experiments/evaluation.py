@@ -211,35 +211,77 @@ def markdown_tables(records: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\nCells: success rate over seeded episodes (mean steps of the successful ones).\n"
 
 
+def success_curves(records: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """What :func:`plot_success` draws, per task: one curve per policy and mode (in report order).
+
+    Each curve: ``label`` (mode, checkpoint name, episodes per point ``n``, and ``same as ...`` when an earlier
+    curve of the panel has the same outcomes), ``x`` (the delays shifted by the curve's small offset, so that
+    equal curves stay visible), ``y``, ``low`` and ``high`` (success % and its 95 % Wilson interval).
+    """
+    from vlash.experiments.plots import x_offsets
+
+    out: dict[str, list[dict[str, Any]]] = {}
+    modes = sorted({r["mode"] for r in records}, key=lambda m: (*MODE_ORDER, m).index(m))
+    for task in sorted({r["task"] for r in records}):
+        curves = []
+        for p, policy in enumerate(sorted({r["policy"] for r in records if r["task"] == task})):
+            for mode in modes:
+                rows = sorted((r for r in records if r["task"] == task and r["mode"] == mode and r["policy"] == policy),
+                              key=lambda r: r["delay"])
+                if rows:
+                    curves.append({"policy": policy, "policy_index": p, "mode": mode, "rows": rows})
+        delays = [r["delay"] for c in curves for r in c["rows"]]
+        seen: dict[tuple, str] = {}
+        for curve, dx in zip(curves, x_offsets(len(curves), delays), strict=True):
+            rows = curve.pop("rows")
+            ns = sorted({r["episodes"] for r in rows})
+            name = curve["mode"] if curve["policy"] == "expert" else f"{curve['mode']} ({Path(curve['policy']).name})"
+            outcome = tuple((r["delay"], r["successes"], r["episodes"]) for r in rows)
+            curve["same_as"] = seen.get(outcome)
+            seen.setdefault(outcome, name)
+            n = f"n={ns[0]}" if len(ns) == 1 else f"n={ns[0]}–{ns[-1]}"
+            same = f", same as {curve['same_as']}" if curve["same_as"] else ""
+            curve.update(
+                name=name, n=ns, label=f"{name} ({n} per point{same})", delays=[r["delay"] for r in rows],
+                x=[r["delay"] + float(dx) for r in rows], y=[100 * r["success_rate"] for r in rows],
+                low=[100 * r["success_ci95"][0] for r in rows], high=[100 * r["success_ci95"][1] for r in rows],
+            )
+        out[task] = curves
+    return out
+
+
 def plot_success(records: list[dict[str, Any]], path: Path) -> None:
-    """Success rate vs delay with its 95% interval, one panel per task, one line per mode and policy."""
+    """Success rate vs delay, one panel per task, one curve per mode and policy (:func:`success_curves`): each
+    point with its 95 % Wilson interval, n in the legend, a marker per mode (hollow when a curve repeats another).
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    tasks = sorted({r["task"] for r in records})
-    fig, axes = plt.subplots(1, len(tasks), figsize=(4.5 * len(tasks), 3.6), squeeze=False)
-    for ax, task in zip(axes[0], tasks, strict=True):
-        for policy in sorted({r["policy"] for r in records}):
-            for mode in MODE_ORDER:
-                rows = sorted((r for r in records if r["task"] == task and r["mode"] == mode and r["policy"] == policy),
-                              key=lambda r: r["delay"])
-                if not rows:
-                    continue
-                x = [r["delay"] for r in rows]
-                y = [100 * r["success_rate"] for r in rows]
-                lo = [100 * r["success_ci95"][0] for r in rows]
-                hi = [100 * r["success_ci95"][1] for r in rows]
-                label = mode if policy == "expert" else f"{mode} ({Path(policy).name})"
-                ax.plot(x, y, marker="o", label=label)
-                ax.fill_between(x, lo, hi, alpha=0.12)
+    panels = success_curves(records)
+    markers = dict(zip(MODE_ORDER, ("s", "o", "^", "D"), strict=True))
+    cols = min(3, max(1, len(panels)))
+    rows = max(1, math.ceil(len(panels) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(max(7.0, 5.2 * cols), 0.6 + 4.2 * rows), squeeze=False)
+    for ax in axes.ravel()[len(panels):]:
+        ax.set_visible(False)
+    for ax, (task, curves) in zip(axes.ravel(), panels.items(), strict=False):
+        for c in curves:
+            yerr = [[y - lo for y, lo in zip(c["y"], c["low"], strict=True)],
+                    [hi - y for y, hi in zip(c["y"], c["high"], strict=True)]]
+            ax.errorbar(c["x"], c["y"], yerr=yerr,
+                        marker=markers.get(c["mode"], "o"), ls=("-", "--", ":", "-.")[c["policy_index"] % 4],
+                        capsize=3, ms=6, mfc="white" if c["same_as"] else None, label=c["label"])
+        ax.set_xticks(sorted({d for c in curves for d in c["delays"]}))
         ax.set_title(task)
         ax.set_xlabel("delay Δ (control steps)")
-        ax.set_ylabel("success %")
+        ax.set_ylabel("success rate (%)")
         ax.set_ylim(-5, 105)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=7)
+    fig.suptitle("Success rate vs inference delay Δ (virtual time)\nbars: 95 % Wilson interval; curves offset "
+                 "slightly in Δ so that equal ones stay visible", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -167,6 +167,16 @@ def _summary(folder: Path) -> dict[str, Any]:
         return {}
 
 
+def x_offsets(count: int, xs: Sequence[float], spread: float = 0.3) -> np.ndarray:
+    """Small x shifts, one per curve, centred on 0 and spanning ``spread`` of the smallest gap between ``xs``,
+    so that curves through the same points stay visible side by side."""
+    if count <= 1:
+        return np.zeros(max(count, 0))
+    gaps = np.diff(sorted(set(xs)))
+    unit = float(gaps.min()) if len(gaps) else 1.0
+    return (np.arange(count) - (count - 1) / 2) * unit * spread / (count - 1)
+
+
 def timeline(run_folder: str | Path, out_png: str | Path | None = None, max_seconds: float = 20.0,
              joints: Sequence[int] | None = None) -> Path:
     """Draw a robot's run folder (``ticks.jsonl``, ``chunks.jsonl``) into ``timeline.png``; its path.
