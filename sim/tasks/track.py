@@ -5,7 +5,9 @@ frequencies and phases (peak speed about 0.1-0.15 m/s). Its parameters are part 
 so a state-based planner can predict it. Success (decided at the end of the episode, which lasts
 ``max_steps``): the mean tip-to-target distance after the first ``SETTLE_S`` seconds is below
 ``SUCCESS_MEAN_ERROR``. ``info["tracking_error"]`` is that running mean (metres; the episode's figure
-at its last step) and ``info["distance"]`` the current distance.
+at its last step; ``None`` until the first error after ``SETTLE_S`` is counted) and ``info["distance"]`` the
+current distance (``None`` at the reset, before the first step). None rather than NaN keeps gymnasium's
+``check_env`` determinism check (NaN != NaN) passing.
 """
 
 from __future__ import annotations
@@ -95,4 +97,5 @@ class TrackEnv(ArmTaskEnv):
         return np.concatenate([[t], path_position(self.path, t), path_velocity(self.path, t), self.path])
 
     def _task_info(self) -> dict[str, Any]:
-        return {"tracking_error": self.mean_error, "distance": self._error}
+        return {"tracking_error": self.mean_error if self._errors else None,
+                "distance": None if np.isnan(self._error) else self._error}
