@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from vlash.commands.launch import launch
+from vlash.experiments import bench_reaction, bench_runtime
+from vlash.experiments.bench_reaction import median_interval
 from vlash.experiments.evaluation import plot_success, success_curves, wilson_interval
 from vlash.experiments.launch_specs import sim_spec
 from vlash.experiments.plots import CHUNK_COLOURS, STALL_COLOUR, timeline, timeline_data
@@ -13,6 +21,7 @@ from vlash.launchfile import parse_launch
 from vlash.runlog import RunLog, read_jsonl
 
 PNG = b"\x89PNG\r\n\x1a\n"
+REPO = Path(__file__).resolve().parents[2]
 
 
 def synthetic_ticks() -> list[dict]:
@@ -122,3 +131,43 @@ def test_success_curves_state_n_offset_equal_curves_and_name_repeats(tmp_path):
     assert by["sync"]["high"] == pytest.approx([100.0, 100 * wilson_interval(12, 20)[1]], abs=0.01)
     plot_success(records, tmp_path / "success_vs_delay.png")
     assert (tmp_path / "success_vs_delay.png").read_bytes()[:8] == PNG
+
+
+# ------------------------------------------------------------------------------------------ bench figures
+def test_median_interval_is_the_order_statistic_interval():
+    assert median_interval(list(range(1, 11))) == (2.0, 9.0)  # n=10: x(2)..x(9), coverage 97.9 %
+    assert median_interval(list(range(100))) == (39.0, 60.0)  # n=100: x(40)..x(61)
+    assert median_interval([3.0, 1.0, 2.0]) == (1.0, 3.0)  # too few for 95 %: the whole range
+    lo, hi = median_interval([])
+    assert lo != lo and hi != hi  # NaN: nothing to bound
+
+
+def test_bench_runtime_reports_overall_progress_and_counts(tmp_path):
+    """The virtual-time part of `vlash bench runtime --quick`: a progress line per cell on stderr, n in bench.json."""
+    proc = subprocess.run([sys.executable, "-m", "vlash.cli", "bench", "runtime", "--quick", "--parts", "quantization",
+                           "--out", str(tmp_path)], capture_output=True, text=True, timeout=240, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr
+    found = [re.match(r"\[bench (\d+)/(\d+), \d+ s\] (.*)", line) for line in proc.stderr.splitlines()]
+    progress = [(int(m[1]), int(m[2]), m[3]) for m in found if m]
+    assert [(i, n) for i, n, _ in progress] == [(1, 3), (2, 3), (3, 3)]  # not a terminal: one line per cell
+    assert [label.split(" (")[0] for *_, label in progress] == ["reach q=1", "reach q=2", "reach q=3"]
+    rows = json.loads((tmp_path / "bench.json").read_text())["quantization"]
+    assert [(r["q"], r["episodes"]) for r in rows] == [(1, 4), (2, 4), (3, 4)]
+    assert (tmp_path / "bench.png").read_bytes()[:8] == PNG
+
+
+def test_bench_figures_draw_from_a_result_with_every_part(tmp_path):
+    samples = [40.0, 60.0, 60.0, 80.0, 40.0, 60.0, 100.0]
+    reaction = {f"whack_fast_{m}": {"task": "whack_fast", "mode": m, "execution_horizon": k, "latency_ms": 30.4, "fps": 50.0,
+                                    "events": len(samples), "reaction_ms_p50": 60.0, "samples_ms": samples}
+                for m, k in (("sync", 25), ("naive", "auto"), ("vlash", "auto"))}
+    result = {"quick": True, "seconds_per_run": 3.0, "reaction": reaction,
+              "lateness": [{"fps": 30, "ticks": 90, "missed_ticks": 0, "lateness_ms_p50": 0.003, "lateness_ms_p99": 0.01,
+                            "lateness_ms_max": 0.5}],
+              "modes": [{"mode": m, "latency_ms": 150, "ticks": 90, "stall_ticks": s} for m, s in
+                        (("sync", 20), ("naive", 0), ("vlash", 0))],
+              "quantization": [{"task": "reach", "q": 1, "episodes": 4, "successes": 4, "success_rate": 1.0,
+                                "mean_steps": 15.0, "seconds_at_30hz": 0.5}]}
+    bench_runtime.plot(result, tmp_path / "bench.png")
+    bench_reaction.plot_cdf(reaction, tmp_path / "reaction_cdf.png")
+    assert all((tmp_path / f).read_bytes()[:8] == PNG for f in ("bench.png", "reaction_cdf.png"))
