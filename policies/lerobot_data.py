@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from policies.loading import hub_failure, looks_local, missing
 from policies.offsets import episode_ends, episode_starts
 
 
@@ -39,22 +40,42 @@ def quiet_datasets_progress() -> None:
         pass
 
 
+def dataset_folder(ref: str | Path) -> Path | None:
+    """The local dataset folder ``ref`` names, or None for a Hub id ``user/name`` (cheap: imports nothing).
+
+    Raises FileNotFoundError, one line, for a local-looking name (:func:`~policies.loading.looks_local`) that is not
+    there and for a folder without ``meta/info.json``.
+    """
+    path = Path(ref).expanduser()
+    if path.exists():
+        if not (path / "meta" / "info.json").is_file():
+            raise FileNotFoundError(f"{path} is not a LeRobot dataset (no meta/info.json)")
+        return path
+    if looks_local(ref):  # data/reach50, ./x, ~/x, runs/...: a missing folder, never a Hub lookup
+        raise FileNotFoundError(missing("dataset", ref, hint=f"; record one with: vlash record --task TASK --out {ref}"))
+    return None
+
+
 def open_dataset(ref: str | Path, *, repo_id: str | None = None) -> Any:
-    """Open a LeRobot dataset from a local folder (or a Hub repo id), with actionable errors."""
+    """Open a LeRobot dataset from a local folder (or a Hub repo id ``user/name``), with actionable errors: a
+    missing local-looking folder is one line (:func:`dataset_folder`), and so is a Hub id the Hub does not
+    have or cannot be reached for."""
+    path = dataset_folder(ref)
     try:
         from lerobot.datasets import LeRobotDataset
     except ImportError as exc:
         raise RuntimeError(
             f"LeRobot's dataset support is not installed ({exc}); pip install 'lerobot[dataset]==0.6.1'"
         ) from exc
-    path = Path(ref).expanduser()
-    if path.exists():
-        if not (path / "meta" / "info.json").is_file():
-            raise FileNotFoundError(f"{path} is not a LeRobot dataset (no meta/info.json)")
+    if path is not None:
         return LeRobotDataset(repo_id or f"local/{path.name}", root=path, video_backend=video_backend())
-    if "/" in str(ref) and not str(ref).startswith((".", "/", "~")):
+    try:
         return LeRobotDataset(str(ref), video_backend=video_backend())
-    raise FileNotFoundError(f"dataset folder {path} does not exist")
+    except Exception as exc:
+        reason = hub_failure(exc)
+        if reason is None:
+            raise
+        raise FileNotFoundError(missing("dataset", ref, reason)) from exc
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ import inspect
 import json
 import logging
 import re
+import socket
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,6 +35,7 @@ POLICY_EXTRAS = {
 # VLAs that fill a missing camera slot with an empty, masked image (at least one camera is needed)
 TOLERATES_MISSING_CAMERAS = frozenset({"smolvla", "pi0", "pi05", "pi0_fast", "groot", "xvla"})
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+LOCAL_ROOTS = frozenset({"data", "runs", "outputs", "checkpoints"})  # "data/reach50" is a folder, never a Hub user
 
 
 class PolicyLoadError(RuntimeError):
@@ -69,6 +71,48 @@ class MissingDependencyError(PolicyLoadError, ImportError):
         )
 
 
+def looks_local(ref: str | Path) -> bool:
+    """Whether ``ref`` can only mean a local path, never a Hub id ``user/name``: a :class:`~pathlib.Path`, a name
+    starting with ``.``, ``/`` or ``~``, holding a backslash, not shaped ``user/name``, or whose first component
+    is a folder here or one of :data:`LOCAL_ROOTS` (``data/reach50``, ``runs/act``)."""
+    text = str(ref)
+    if isinstance(ref, Path) or text.startswith((".", "/", "~")) or "\\" in text or not _HUB_ID.match(text):
+        return True
+    first = text.split("/", 1)[0]
+    return first in LOCAL_ROOTS or Path(first).is_dir()
+
+
+def hub_failure(exc: BaseException) -> str | None:
+    """Why a Hub lookup failed, in a few words, when ``exc`` or one of its causes is a Hub or network error;
+    None for any other error (a real bug must still surface as itself)."""
+    seen: BaseException | None = exc
+    for _ in range(16):  # causes chain; a cycle is cut short
+        if seen is None:
+            return None
+        name, module = type(seen).__name__, type(seen).__module__.split(".")[0]
+        if name == "GatedRepoError":
+            return "it is gated or private on the Hugging Face Hub (log in and accept its terms)"
+        if name in ("RepositoryNotFoundError", "RevisionNotFoundError"):
+            return "it is not on the Hugging Face Hub"
+        if name == "OfflineModeIsEnabled":
+            return "it is not in the local Hub cache, and HF_HUB_OFFLINE is set"
+        if module in ("httpx", "httpcore", "requests", "urllib3", "huggingface_hub") or isinstance(
+            seen, ConnectionError | TimeoutError | socket.gaierror
+        ):
+            detail = str(seen).splitlines()[0][:120] if str(seen) else ""
+            return f"the Hugging Face Hub could not be reached ({name}{': ' + detail if detail else ''})"
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def missing(kind: str, ref: str | Path, reason: str | None = None, hint: str = "") -> str:
+    """The one-line message for a ``kind`` folder (dataset, checkpoint) that is not there: a local-looking path,
+    or (with ``reason``) a name that was also tried as a Hub id."""
+    if reason is None:
+        return f"{kind} folder {ref} does not exist{hint}"
+    return f"no {kind} folder {ref} (it does not exist here, and {reason}){hint}"
+
+
 def resolve_checkpoint(path_or_hub_id: str | Path, *, revision: str | None = None) -> Path:
     """Return the local folder holding ``config.json``: the folder itself, its ``pretrained_model``,
     or a run folder's ``checkpoints/last/pretrained_model``; a Hub id is downloaded first."""
@@ -89,8 +133,8 @@ def resolve_checkpoint(path_or_hub_id: str | Path, *, revision: str | None = Non
         raise CheckpointNotFoundError(
             f"{path} holds no LeRobot checkpoint: no config.json in " + ", ".join(str(c) for c in candidates)
         )
-    if isinstance(path_or_hub_id, Path) or not _HUB_ID.match(ref):
-        raise CheckpointNotFoundError(f"checkpoint folder {path} does not exist")
+    if looks_local(path_or_hub_id):
+        raise CheckpointNotFoundError(missing("checkpoint", path))
     return _download(ref, revision)
 
 
@@ -102,10 +146,8 @@ def _download(repo_id: str, revision: str | None) -> Path:
             repo_id=repo_id, revision=revision, allow_patterns=["*.json", "*.safetensors", "*.md", "*.txt"]
         )
     except Exception as exc:  # offline, unknown repo, no auth: all the same to the user
-        raise CheckpointNotFoundError(
-            f"'{repo_id}' is not a local folder and could not be fetched from the Hugging Face Hub "
-            f"({type(exc).__name__}: {exc}). Check the path, or the repo id and network / HF_HUB_OFFLINE."
-        ) from exc
+        reason = hub_failure(exc) or f"it could not be fetched from the Hugging Face Hub ({type(exc).__name__})"
+        raise CheckpointNotFoundError(missing("checkpoint", repo_id, reason)) from exc
     folder = Path(local)
     if not (folder / "config.json").is_file():
         raise CheckpointNotFoundError(f"Hub repo '{repo_id}' has no config.json: not a LeRobot policy")

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from policies.lerobot_data import dataset_folder
 from policies.train import TrainOptions, train
 
 
@@ -125,6 +126,7 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         options = options_from_args(args)
+        dataset_folder(args.dataset)  # a missing folder is one line before torch and LeRobot load (seconds)
         import torch
 
         torch.set_num_threads(args.threads or os.cpu_count() or 1)
