@@ -29,6 +29,43 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+def shown(value: object) -> str:
+    """A default as a user types it: lists comma-joined, the rest as text."""
+    if isinstance(value, list | tuple):
+        return ",".join(str(v) for v in value)
+    return str(value)
+
+
+def help_text(action: argparse.Action) -> str:
+    """An option's help as ``--help`` prints it: its text, then its default unless the text already says it
+    (flags, None and empty defaults have none to show), then its choices when a metavar hides them."""
+    text = action.help or ""
+    if text == argparse.SUPPRESS:
+        return text
+    default = action.default
+    if (action.option_strings and "default" not in text.lower() and action.nargs != 0
+            and default not in (None, "", [], (), argparse.SUPPRESS)):
+        text += f" (default: {shown(default).replace('%', '%%')})"
+    if action.choices and action.metavar is not None and "choices" not in text:
+        text += f" (choices: {', '.join(str(c) for c in action.choices)})".replace("%", "%%")
+    return text
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """``--help`` of every vlash command: each option with its default and choices (:func:`help_text`)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        return help_text(action)
+
+
+def command_parser(name: str) -> argparse.ArgumentParser:
+    """The argument parser of ``vlash NAME`` (a command with ``add_arguments``)."""
+    module_name, help_text_ = COMMANDS[name]
+    parser = argparse.ArgumentParser(prog=f"vlash {name}", description=help_text_, formatter_class=HelpFormatter)
+    importlib.import_module(module_name).add_arguments(parser)
+    return parser
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vlash", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"vlash {__version__}")
@@ -57,9 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if hasattr(module, "main"):  # a command that parses its own arguments (e.g. bench NAME ...)
             return int(module.main(rest) or 0)
-        sub = argparse.ArgumentParser(prog=f"vlash {name}", description=help_text)
-        module.add_arguments(sub)
-        return int(module.run(sub.parse_args(rest)) or 0)
+        return int(module.run(command_parser(name).parse_args(rest)) or 0)
     except KeyboardInterrupt:
         print(f"vlash {name}: interrupted", file=sys.stderr)
         return 130

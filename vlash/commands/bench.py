@@ -35,8 +35,15 @@ def main(argv: list[str]) -> int:
     if name not in BENCHMARKS:
         print(f"vlash bench: unknown benchmark {name!r}\nbenchmarks:\n{names}", file=sys.stderr)
         return 2
+    module = importlib.import_module(BENCHMARKS[name][0])
+    return int(module.run(benchmark_parser(name).parse_args(options)) or 0)
+
+
+def benchmark_parser(name: str) -> argparse.ArgumentParser:
+    """The argument parser of ``vlash bench NAME``."""
+    from vlash.cli import HelpFormatter
+
     module_name, help_text = BENCHMARKS[name]
-    module = importlib.import_module(module_name)
-    parser = argparse.ArgumentParser(prog=f"vlash bench {name}", description=help_text)
-    module.add_arguments(parser)
-    return int(module.run(parser.parse_args(options)) or 0)
+    parser = argparse.ArgumentParser(prog=f"vlash bench {name}", description=help_text, formatter_class=HelpFormatter)
+    importlib.import_module(module_name).add_arguments(parser)
+    return parser

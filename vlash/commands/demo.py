@@ -34,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--duration", type=float, default=30.0, help="seconds per run")
     parser.add_argument("--runs", default="whack_fast_sync,whack_fast_vlash",
                         help="comma-separated launch/NAME.yaml files to run and compare")
-    parser.add_argument("--out", default="runs/demo")
+    parser.add_argument("--out", default="runs/demo", help="folder for one run folder per launch file")
 
 
 def achievement(folder: Path, fps: float) -> dict:

@@ -25,9 +25,12 @@ def _csv(kind):
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--tasks", type=_csv(str), default=["reach", "track", "whack", "pick_place"])
-    parser.add_argument("--modes", type=_csv(str), default=["sync", "naive", "vlash"])
-    parser.add_argument("--delays", type=_csv(int), default=[0, 1, 2, 4, 8])
+    parser.add_argument("--tasks", type=_csv(str), default=["reach", "track", "whack", "pick_place"],
+                        help="comma-separated sim tasks (reach, track, whack, whack_fast, pick_place, intercept, detour)")
+    parser.add_argument("--modes", type=_csv(str), default=["sync", "naive", "vlash"],
+                        help="comma-separated execution modes, of sync, naive, vlash, rtc (rtc: flow policies only)")
+    parser.add_argument("--delays", type=_csv(int), default=[0, 1, 2, 4, 8],
+                        help="comma-separated inference delays Δ in control steps")
     parser.add_argument("--policies", type=_csv(str), default=["expert"], help="'expert' and/or checkpoint folders")
     parser.add_argument("--episodes", type=int, default=20, help="seeded episodes per cell")
     parser.add_argument("--seed", type=int, default=0, help="first seed")
@@ -36,7 +39,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--execution-horizon", type=_horizon, default=None,
                         help="actions executed per chunk K, or 'auto' for the streaming schedule K = max(Δ, 1) "
                              "(default: half of each policy's chunk size)")
-    parser.add_argument("--quantization", type=int, default=1)
+    parser.add_argument("--quantization", type=int, default=1,
+                        help="action quantization q: execute every q-th action of a chunk (1: all)")
     parser.add_argument("--estimator", default=None,
                         help="future-state estimator of vlash mode: target, model, or oracle (SIM-ONLY: steps a "
                              "copy of the simulation itself) (default: by the policy's action kind, target for "
@@ -48,7 +52,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "policy call; results equal the one-at-a-time runner's (default: %(default)s; 1: "
                              "one episode at a time)")
     parser.add_argument("--quick", action="store_true", help="a small grid (reach, delays 0 and 4, 3 episodes)")
-    parser.add_argument("--out", default="runs/eval")
+    parser.add_argument("--out", default="runs/eval", help="folder for results.json, results.md and the plot")
 
 
 def _horizon(text: str) -> int | str:

@@ -24,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the first episode (then +1 each)")
     parser.add_argument("--fps", type=float, default=None, help="control rate (default: the task's)")
     parser.add_argument("--chunk-size", type=int, default=None, help="expert chunk size (default: its own)")
-    parser.add_argument("--max-steps", type=int, default=None, help="cap on steps per episode")
+    parser.add_argument("--max-steps", type=int, default=None, help="cap on steps per episode (default: the task's own time limit)")
     parser.add_argument("--only-success", action="store_true", help="drop episodes the expert failed")
     parser.add_argument("--video", action="store_true", help="store cameras as MP4 (default: PNG frames)")
     parser.add_argument("--repo-id", default=None, help="dataset repo id label (default vlash/<out name>)")

@@ -16,7 +16,7 @@ from vlash.launchfile import LaunchError, LaunchSpec, check_factories, load_laun
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("launch", help="launch file (YAML); its 'inference' section and endpoint are used")
     parser.add_argument("--endpoint", help="override the launch file's endpoint")
-    parser.add_argument("--duration", type=float, help="stop after this many seconds")
+    parser.add_argument("--duration", type=float, help="stop after this many seconds (default: until Ctrl-C)")
     parser.add_argument("--quiet", action="store_true", help="no log lines")
 
 

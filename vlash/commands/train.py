@@ -16,13 +16,14 @@ from policies.train import TrainOptions, train
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of ``vlash train``."""
-    parser.add_argument("--dataset", required=True, help="LeRobot dataset folder (or Hub repo id)")
+    parser.add_argument("--dataset", required=True,
+                        help="LeRobot dataset folder, or a Hub repo id user/name (data/..., runs/..., ./... are folders)")
     parser.add_argument(
         "--policy", default="act", help="policy type (act, smolvla, pi05, ...) or a checkpoint to fine-tune"
     )
     parser.add_argument("--out", type=Path, required=True, help="run folder (checkpoints/ go inside)")
     parser.add_argument("--steps", type=int, default=1000, help="total optimizer steps (default 1000)")
-    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--batch-size", type=int, default=8, help="samples per optimizer step")
     parser.add_argument(
         "--max-delay-steps", type=int, default=0, help="VLASH Δmax: δ ~ U{0..Δmax} per sample (0 = plain)"
     )
@@ -32,12 +33,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="action",
         help="future state input: the action a_(t+δ-1) (default) or the recorded state s_(t+δ)",
     )
-    parser.add_argument("--chunk-size", type=int, default=None, help="action chunk length H (new policies)")
+    parser.add_argument("--chunk-size", type=int, default=None, help="action chunk length H of a new policy (default: the preset's)")
     parser.add_argument("--cameras", default=None, help="cameras to use (comma list, 'none'); default all")
     parser.add_argument(
         "--camera-map",
         default="",
-        help="rename dataset cameras to the policy's, e.g. front=camera1,wrist=camera2 (fine-tuning VLAs)",
+        help="rename dataset cameras to the policy's, e.g. front=camera1,wrist=camera2 (fine-tuning VLAs; "
+        "default: no renaming)",
     )
     parser.add_argument(
         "--preset",
@@ -46,14 +48,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="ACT or Diffusion from scratch: 'small' (CPU-sized, default) or LeRobot's full-size defaults",
     )
     parser.add_argument(
-        "--set", action="append", default=[], metavar="KEY=VALUE", help="policy config field (repeatable)"
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="policy config field (repeatable; default: none)"
     )
     parser.add_argument("--lr", type=float, default=None, help="learning rate (default: the policy's preset)")
     parser.add_argument(
         "--save-every", type=int, default=500, help="checkpoint period in steps (0: end only)"
     )
     parser.add_argument("--resume", action="store_true", help="continue from <out>/checkpoints/last")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the weights, the delays and the batches")
     parser.add_argument("--device", default="auto", help="auto (CUDA if present), cuda, cpu, mps")
     parser.add_argument("--num-workers", type=int, default=0, help="image-decoding worker processes")
     parser.add_argument(

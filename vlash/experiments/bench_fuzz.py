@@ -31,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--inputs", type=int, default=100_000, help="decoder inputs (default 100000)")
     parser.add_argument("--endpoint-inputs", type=int, default=None,
                         help="inputs sent to a live `vlash serve` (default: as many as --inputs; 0 skips)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the generated inputs")
     parser.add_argument("--hang-s", type=float, default=2.0, help="an input taking longer than this is a hang")
     parser.add_argument("--abuse-s", type=float, default=5.0,
                         help="seconds per live-abuse phase against a served robot (0 skips them)")

@@ -41,9 +41,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--task", default="reach", help="sim task for the default driver and expert")
     parser.add_argument("--driver", default=SIM_DRIVER, help=f"driver factory (default {SIM_DRIVER})")
     parser.add_argument("--policy", default=SIM_EXPERT, help=f"policy factory (default {SIM_EXPERT})")
-    parser.add_argument("--driver-options", type=json.loads, help="driver keyword arguments as JSON")
-    parser.add_argument("--policy-options", type=json.loads, help="policy keyword arguments as JSON")
-    parser.add_argument("--chunk-size", type=int, default=50)
+    parser.add_argument("--driver-options", type=json.loads, help="driver keyword arguments as JSON (default: none)")
+    parser.add_argument("--policy-options", type=json.loads, help="policy keyword arguments as JSON (default: none)")
+    parser.add_argument("--chunk-size", type=int, default=50, help="actions per chunk H")
     parser.add_argument("--horizon", type=int, default=25, help="execution horizon K")
 
 

@@ -33,7 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--warmup", type=int, default=200, help="untimed round trips first (default 200)")
     parser.add_argument("--out", type=Path, default=Path("runs/bench"), help="folder for transport.json")
     parser.add_argument(
-        "--jpeg", type=int, default=None, metavar="Q", help="send images as JPEG of quality Q"
+        "--jpeg", type=int, default=None, metavar="Q", help="send images as JPEG of quality Q, 1..100 (default: raw pixels)"
     )
 
 
