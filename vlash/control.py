@@ -5,7 +5,8 @@ observation when the mode's trigger fires → take this step's action from the p
 stall) → safety filter → driver → record. Deadlines are absolute (``t0 + k·dt``) on the monotonic clock; a tick that is more
 than a period late is skipped and counted, never accumulated into drift. The bus is polled
 with zero timeout and sends never block. The loop is the real-time :class:`~vlash.tick.Link`:
-arrivals come from the bus, requests go out as observations.
+arrivals come from the bus, requests go out as observations. A live view (:mod:`vlash.live_view`),
+when given, is handed copies of each tick, observation and chunk; it never makes the loop wait.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from vlash.contracts import Driver, DriverReading, ObservationFrame
+from vlash.live_view import LiveView
 from vlash.messages import DEFAULT_LIMITS, ActionChunk, Config, Error, Heartbeat, Hello, Observation
 from vlash.runlog import RunLog, percentile, plain
 from vlash.safety import SafetyFilter
@@ -113,8 +115,10 @@ class ControlLoop:
         on_status: Callable[[dict[str, Any]], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
+        view: LiveView | None = None,
     ):
         self.driver, self.bus, self.config, self.run_log = driver, bus, config, run_log
+        self.view = view  # the live view (rerun): handed copies, never waited for
         self.on_status = on_status
         self.clock, self.wall_clock = clock, wall_clock
         feats = driver.features
@@ -169,7 +173,7 @@ class ControlLoop:
         self._new_episode_check(reading)
         result = run_tick(self.scheduler, self, step, state)
         for arrival, installed in result.installed:
-            self._log_chunk(arrival, installed, step)
+            self._log_chunk(arrival, installed, step, state)
         executed = result.executed
         action = self.safety.apply(executed.action, self._last_sent)
         self.driver.send_action(action)
@@ -200,6 +204,8 @@ class ControlLoop:
             record["switch"] = executed.switch.discontinuity
         if self.run_log is not None:
             self.run_log.ticks.write(record)
+        if self.view is not None:
+            self.view.tick(record, reading.images, executed.switch, now)
         self.bus.maybe_heartbeat(now)
         return record
 
@@ -245,6 +251,8 @@ class ControlLoop:
             return False
         self._sent[self._seq] = (now, step)
         self._in_flight_seq = self._seq
+        if self.view is not None:
+            self.view.sent(obs)
         self.counters["observations_sent"] += 1
         if len(self._sent) > 64:
             for old in sorted(self._sent)[:-32]:
@@ -370,9 +378,11 @@ class ControlLoop:
         actions = np.asarray(chunk.actions, dtype=np.float32)
         return Arrival(chunk.start_step, actions, None, answers, self.server_delay_steps, meta=(chunk, rtt_ms))
 
-    def _log_chunk(self, arrival: Arrival, installed, step: int) -> None:
+    def _log_chunk(self, arrival: Arrival, installed, step: int, state: np.ndarray) -> None:
         chunk, rtt_ms = arrival.meta
         self.chunks += 1
+        if self.view is not None:
+            self.view.chunk(chunk, installed, step, rtt_ms, self.scheduler.remainder(state))
         if self.run_log is not None:
             self.run_log.chunks.write(
                 {

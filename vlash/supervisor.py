@@ -111,7 +111,8 @@ class Child:
         return f"{what} exited with code {self.proc.returncode}: {last_words(self.log_path)}\n(log: {self.log_path})"
 
 
-def start_processes(spec: LaunchSpec, resolved: Path, out: Path, duration: float | None) -> tuple[Child, list[Child]]:
+def start_processes(spec: LaunchSpec, resolved: Path, out: Path, duration: float | None,
+                    control_args: dict[str, list[str]] | None = None) -> tuple[Child, list[Child]]:
     vlash = [sys.executable, "-m", "vlash.cli"]
     server = Child("serve", vlash + ["serve", str(resolved)], out / "serve.log")
     robots = []
@@ -119,6 +120,7 @@ def start_processes(spec: LaunchSpec, resolved: Path, out: Path, duration: float
         argv = vlash + ["control", str(resolved), "--robot", robot.id, "--out", str(out / robot.id), "--status", "json"]
         if duration is not None:
             argv += ["--duration", str(duration)]
+        argv += (control_args or {}).get(robot.id, [])
         robots.append(Child(robot.id, argv, out / f"{robot.id}.log"))
     return server, robots
 
@@ -137,8 +139,11 @@ def status_line(robots: list[Child], elapsed: float, server: str = "up") -> str:
     return f"[{elapsed:5.1f}s] " + " | ".join(parts)
 
 
-def supervise(spec: LaunchSpec, out: Path, duration: float | None, quiet: bool = False) -> dict[str, Any]:
+def supervise(spec: LaunchSpec, out: Path, duration: float | None, quiet: bool = False,
+              control_args: dict[str, list[str]] | None = None) -> dict[str, Any]:
     """Run the launch spec's processes into ``out``; returns the combined summary.
+
+    ``control_args``: extra command-line options per robot id for its control process (e.g. the live view's).
 
     The spec must already be checked (values by the launch-file parser, factories by the caller).
     Raises :class:`LaunchFailed` when a process failed, after writing the run folder.
@@ -149,7 +154,7 @@ def supervise(spec: LaunchSpec, out: Path, duration: float | None, quiet: bool =
     if spec.curve is None:  # loopback without keys: this launch's processes still know each other
         raw["curve"] = ephemeral_keys(out / "keys", [r.id for r in spec.robots])
     resolved.write_text(yaml.safe_dump(raw, sort_keys=False))
-    server, robots = start_processes(spec, resolved, out, duration)
+    server, robots = start_processes(spec, resolved, out, duration, control_args)
     started = time.monotonic()
     interrupted, gave_up = False, False
     restarts: list[str] = []  # why each restart was needed
