@@ -85,6 +85,9 @@ def test_timeline_png_is_written_from_a_run_folder(tmp_path):
     write_run(tmp_path, synthetic_ticks(), CHUNKS)
     path = timeline(tmp_path)
     assert path == tmp_path / "timeline.png" and path.read_bytes()[:8] == PNG
+    write_run(tmp_path / "failed", [], [])  # a process that failed before its first tick still gets its plot
+    assert timeline(tmp_path / "failed").read_bytes()[:8] == PNG
+    assert timeline_data([], [], fps=30.0).state.shape == (0, 0)
 
 
 def test_a_launch_draws_each_robots_timeline_once_from_logs_that_match_it(tmp_path):

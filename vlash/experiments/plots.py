@@ -107,8 +107,8 @@ def timeline_data(ticks: Sequence[dict[str, Any]], chunks: Sequence[dict[str, An
         ticks = [t for t in ticks if (t["step"] - first) / fps < max_seconds]
     steps = np.array([int(t["step"]) for t in ticks], dtype=np.int64)
     seconds = steps / fps
-    state = np.array([t["state"] for t in ticks], dtype=np.float64).reshape(len(ticks), -1)
-    action = np.array([t["action"] for t in ticks], dtype=np.float64).reshape(len(ticks), -1)
+    state = np.array([t["state"] for t in ticks], dtype=np.float64).reshape(len(ticks), -1 if ticks else 0)
+    action = np.array([t["action"] for t in ticks], dtype=np.float64).reshape(len(ticks), -1 if ticks else 0)
     chunk = np.array([int(t["chunk"]) for t in ticks], dtype=np.int64)
     switches = np.array(_switch_ticks(chunk), dtype=np.int64)
     jumps = np.abs(action[switches] - action[switches - 1]) if len(switches) else np.zeros((0, action.shape[1]))
@@ -222,6 +222,8 @@ def timeline(run_folder: str | Path, out_png: str | Path | None = None, max_seco
         y = 0.8 + (i % 3) * 0.3
         ax_chunks.plot([obs, arrival], [y, y], color="grey", lw=3, solid_capstyle="butt")
         ax_chunks.plot([start], [y], marker="|", color="black", ms=9)
+    if not len(t):
+        ax_chunks.text(0.5, 0.5, "no ticks were logged", transform=ax_chunks.transAxes, ha="center", fontsize=12)
     ax_chunks.set_yticks([0, 1.1, 2.0], ["executed\nchunk", "inference\nobs → arrival\n| = start", "success"])
     ax_chunks.set_ylim(-0.5, 2.35)
     for ax, j in zip(ax_joints, picked, strict=True):
