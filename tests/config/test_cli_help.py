@@ -58,3 +58,20 @@ def test_help_output_shows_defaults_and_choices():
         main(["train", "--help"])
     text = " ".join(out.getvalue().split())
     assert "--state-source {action,state}" in text and "--preset {small,lerobot}" in text
+
+
+def test_record_without_video_prints_only_its_own_lines(tmp_path):
+    """No codec or OpenGL lines from LeRobot's writer or the renderer: stdout is the summary, stderr the bar."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {**os.environ, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl"), "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run([sys.executable, "-m", "vlash.cli", "record", "--task", "reach", "--episodes", "1",
+                           "--cameras", "front", "--image-size", "32", "--out", str(tmp_path / "ds")],
+                          capture_output=True, text=True, timeout=240, env=env, cwd=Path(__file__).resolve().parents[2])
+    assert proc.returncode == 0, proc.stderr
+    assert len(proc.stdout.splitlines()) == 1 and proc.stdout.startswith("wrote 1 episodes, "), proc.stdout
+    for noise in ("codec", "OpenGL", "EGL", "GLFW", "Traceback"):
+        assert noise.lower() not in (proc.stdout + proc.stderr).lower(), (noise, proc.stderr)

@@ -44,6 +44,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Entry point of ``vlash record``."""
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if not args.video:  # LeRobot's writer names its video codec even when no video is written
+        logging.getLogger("lerobot.configs.video").setLevel(logging.WARNING)
     options = RecordOptions(
         task=args.task,
         episodes=args.episodes,
