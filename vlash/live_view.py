@@ -144,6 +144,7 @@ class LiveView:
         rr.set_sinks(*sinks, recording=self.rec)
         self._rr = rr
         self._static()
+        self._warm_up()
         self._worker = threading.Thread(target=self._run, name=f"live-view-{robot_id}", daemon=True)
         self._worker.start()
 
@@ -364,6 +365,19 @@ class LiveView:
             rr.send_blueprint(self._blueprint(), recording=rec)
         except Exception as exc:  # the layout is a convenience: rerun's own layout shows the same data
             log.warning("live view of %s: no layout sent (%r)", robot, exc)
+
+    def _warm_up(self) -> None:
+        """Build one of everything the worker logs, before the loop starts: the first of each (lazy imports,
+        converters) costs milliseconds of interpreter time that must not land on an early tick."""
+        from vlash.jpeg import encode_rgb
+
+        rr = self._rr
+        rr.Scalars.columns(scalars=np.zeros(2))
+        self._times([0, 1])
+        rr.EncodedImage(contents=encode_rgb(np.zeros((8, 8, 3), np.uint8), 85) or b"", media_type="image/jpeg")
+        rr.TextLog("", level="INFO")
+        rr.LineStrips2D([np.zeros((2, 2), np.float32)], labels=["x"])
+        rr.Scalars(0.0)
 
     def _blueprint(self) -> Any:
         import rerun.blueprint as rrb

@@ -17,6 +17,7 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "fuzz": ("vlash.experiments.bench_fuzz", "fuzz the wire decoder and a live inference endpoint: no crash, no hang"),
     "eval": ("vlash.experiments.bench_eval", "virtual-time evaluation speed: one episode at a time vs batched lockstep"),
     "soak": ("vlash.experiments.bench_soak", "long real-time run: tick drift, missed ticks, memory growth, lateness"),
+    "display": ("vlash.experiments.bench_display", "control-loop lateness with the live view (rerun) on vs off"),
 }
 
 
