@@ -1,7 +1,8 @@
 """``vlash eval``: success rate and completion time per task, mode, delay and policy, in virtual time.
 
 Writes ``results.json`` (one record per task/mode/delay/policy), ``results.md`` (tables) and
-``success_vs_delay.png``. ``--quick`` runs a small grid in well under a minute. The grid, its
+``success_vs_delay.png`` (and, with ``--video N``, MP4s of the first N episodes of each cell in
+``videos/``). ``--quick`` runs a small grid in well under a minute. The grid, its
 runner and its report are :mod:`vlash.experiments.evaluation`.
 """
 
@@ -52,6 +53,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "policy call; results equal the one-at-a-time runner's (default: %(default)s; 1: "
                              "one episode at a time)")
     parser.add_argument("--quick", action="store_true", help="a small grid (reach, delays 0 and 4, 3 episodes)")
+    parser.add_argument("--video", type=int, default=0, metavar="N",
+                        help="write MP4s (H.264) of the first N episodes of each cell to OUT/videos, named "
+                             "TASK-MODE-delayΔ-seedS.mp4, with the executed chunk and stalls shown below the front "
+                             "camera (default: %(default)s, none)")
     parser.add_argument("--out", default="runs/eval", help="folder for results.json, results.md and the plot")
 
 
@@ -83,6 +88,7 @@ def bad_arguments(args: argparse.Namespace) -> str | None:
         ("--quantization", args.quantization >= 1, "must be >= 1"),
         ("--workers", args.workers >= 1, "must be >= 1"),
         ("--batch", args.batch >= 1, "must be >= 1"),
+        ("--video", args.video >= 0, "must be >= 0"),
     ]
     return next((f"{name} {message}" for name, ok, message in checks if not ok), None)
 
@@ -92,9 +98,11 @@ def grid(args: argparse.Namespace) -> list[Cell]:
     if args.quick:
         args.tasks, args.delays, args.episodes = ["reach"], [0, 4], 3
     seeds = tuple(range(args.seed, args.seed + args.episodes))
+    videos = min(args.video, len(seeds))
+    video_dir = str(Path(args.out) / "videos") if videos else None
     return [
         Cell(task, mode, delay, policy, seeds, args.chunk_size, args.execution_horizon, args.quantization, args.estimator,
-             batch=args.batch)
+             batch=args.batch, video_episodes=videos, video_dir=video_dir)
         for task in args.tasks
         for policy in args.policies
         for delay in args.delays
@@ -127,5 +135,7 @@ def run(args: argparse.Namespace) -> int:
     (out / "results.md").write_text(table)
     plot_success(records, out / "success_vs_delay.png")
     print(table)
-    print(f"wrote {out}/results.json, results.md, success_vs_delay.png in {time.monotonic() - started:.0f}s")
+    videos = sum(len(r.get("videos", [])) for r in records)
+    made = f", {videos} videos in {out}/videos" if videos else ""
+    print(f"wrote {out}/results.json, results.md, success_vs_delay.png{made} in {time.monotonic() - started:.0f}s")
     return 0

@@ -8,6 +8,7 @@ the cell's ``chunk_size`` is the scripted expert's.
 
 from __future__ import annotations
 
+import functools
 import math
 import multiprocessing as mp
 import os
@@ -40,6 +41,8 @@ class Cell:
     estimator: str | None = None  # vlash mode only; default: vlash.scheduler.default_estimator
     env_options: dict[str, Any] = field(default_factory=dict)
     batch: int = 1  # environments run in lockstep, their requests answered by one batched policy call
+    video_episodes: int = 0  # MP4s of this many of the first seeds (run again one at a time, with a camera)
+    video_dir: str | None = None  # where they go (vlash.experiments.videos names them)
 
 
 SIM_ONLY_ESTIMATORS = ("oracle",)  # step a copy of the simulation itself: virtual-time evaluation only
@@ -119,6 +122,11 @@ def run_cell(cell: Cell) -> dict[str, Any]:
     finally:
         for env in envs:
             env.close()
+    videos = []
+    if cell.video_episodes > 0 and cell.video_dir:
+        from vlash.experiments.videos import record_videos
+
+        videos = record_videos(cell, policy, config, functools.partial(resolve(SIM_TASK), cell.task), Path(cell.video_dir))
     wins = [e for e in episodes if e.success]
     low, high = wilson_interval(len(wins), len(episodes))
     extra = [e.final_info.get("tracking_error") for e in episodes if e.final_info.get("tracking_error") is not None]
@@ -150,6 +158,8 @@ def run_cell(cell: Cell) -> dict[str, Any]:
     reaction = reaction_steps(episodes)
     if reaction is not None:
         record["reaction_steps"] = reaction
+    if videos:
+        record["videos"] = videos
     return record
 
 
