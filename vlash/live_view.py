@@ -80,14 +80,21 @@ def _viewer_executable() -> str | None:
     return str(here) if here.exists() else None
 
 
-def spawn_viewer(port: int = VIEWER_PORT) -> str:
-    """Start a local rerun viewer (none if one already listens on ``port``); the URL to stream to."""
-    rr = require_rerun()
+def check_screen() -> None:
+    """:class:`LiveViewUnavailable` where a local viewer could not open a window (Linux without X or Wayland)."""
     if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
         raise LiveViewUnavailable(
             "--display: no screen here to open a rerun viewer on (DISPLAY is not set); stream to a viewer on "
             f"another machine with --display rerun+http://HOST:{VIEWER_PORT}/proxy, or record with --save-rrd")
-    rr.spawn(port=port, connect=False, executable_path=_viewer_executable())
+
+
+def spawn_viewer(port: int = VIEWER_PORT) -> str:
+    """Start a local rerun viewer (none if one already listens on ``port``); the URL to stream to."""
+    rr = require_rerun()
+    check_screen()
+    # rerun ignores spawn() without an enabled recording: a throwaway one (nothing is logged to it)
+    rr.spawn(port=port, connect=False, executable_path=_viewer_executable(),
+             recording=rr.RecordingStream("vlash", recording_id="spawn"))
     return f"rerun+http://127.0.0.1:{port}/proxy"
 
 

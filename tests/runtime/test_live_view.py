@@ -138,6 +138,7 @@ def shadowed_rerun(tmp_path: Path) -> dict[str, str]:
     (["launch", "{launch}", "--save-rrd", "--duration", "1"], "no_rerun", "needs rerun-sdk"),
     (["control", "{launch}", "--display", "http://example:1"], "plain", "expected 'spawn' or a viewer URL"),
     (["launch", "{launch}", "--display"], "no_screen", "no screen here"),
+    (["control", "{launch}", "--display", "spawn"], "no_screen", "no screen here"),
 ])
 def test_the_live_view_refuses_in_one_line_before_anything_starts(tmp_path, argv, env_kind, message):
     launch_file = tmp_path / "l.yaml"

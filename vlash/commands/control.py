@@ -15,7 +15,15 @@ from pathlib import Path
 from vlash.control import ControlConfig, ControlLoop
 from vlash.heap import freeze_startup_heap
 from vlash.launchfile import LaunchSpec, RobotSpec, check_factories, load_launch
-from vlash.live_view import SPAWN, VIEWER_PORT, LiveView, LiveViewUnavailable, parse_display, require_rerun
+from vlash.live_view import (
+    SPAWN,
+    VIEWER_PORT,
+    LiveView,
+    LiveViewUnavailable,
+    check_screen,
+    parse_display,
+    require_rerun,
+)
 from vlash.runlog import RunLog
 
 
@@ -49,6 +57,8 @@ def check_view_arguments(args: argparse.Namespace, prog: str) -> str | None:
         if args.display is not None:
             parse_display(args.display)
         require_rerun()
+        if args.display == SPAWN:
+            check_screen()
     except (ValueError, LiveViewUnavailable) as exc:
         return f"{prog}: {exc}"
     return None
