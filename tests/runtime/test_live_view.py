@@ -19,6 +19,7 @@ import yaml
 from vlash.experiments.launch_specs import sim_spec
 from vlash.launchfile import free_port
 from vlash.runlog import read_jsonl
+from vlash.supervisor import interrupt
 
 rr = pytest.importorskip("rerun")
 
@@ -74,13 +75,7 @@ def viewer(tmp_path):
                 time.sleep(0.1)
         yield f"rerun+http://127.0.0.1:{port}/proxy", saved, proc
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        interrupt(proc)
 
 
 @pytest.mark.filterwarnings("ignore:RRD file has no footer")

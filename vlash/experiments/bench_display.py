@@ -13,7 +13,6 @@ Writes ``display.json`` and ``display.md``; every run folder is kept under ``run
 from __future__ import annotations
 
 import argparse
-import signal
 import socket
 import subprocess
 import sys
@@ -27,7 +26,7 @@ from vlash.experiments.launch_specs import sim_spec
 from vlash.experiments.markdown import table
 from vlash.launchfile import free_port, parse_launch
 from vlash.runlog import percentile, read_jsonl, write_json
-from vlash.supervisor import supervise
+from vlash.supervisor import interrupt, supervise
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -57,13 +56,7 @@ def headless_viewer(save: Path) -> Iterator[str]:
                 time.sleep(0.1)
         yield f"rerun+http://127.0.0.1:{port}/proxy"
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        interrupt(proc)
 
 
 def one_run(name: str, out: Path, seconds: float, fps: float, view_url: str | None) -> dict[str, Any]:
