@@ -159,22 +159,31 @@ def _record(work: Path, config: StudyConfig, log: CommandLog) -> Path:
 
 
 def prepare_policy(work: Path, data: Path, config: StudyConfig, spec: PolicySpec, log: CommandLog) -> dict[str, Any]:
-    """Train one policy and run its quality gate (once: the result is kept in ``study_gate.json``)."""
+    """Train one policy and run its quality gate; each finished step is kept in ``study_gate.json``.
+
+    The file is written after the first gate (``complete`` false while a retraining is due), so an
+    interrupted study resumes where it stopped and never trains past the plan's twice the steps.
+    """
     out = work / "ckpt" / spec.slug
     info_file = out / "study_gate.json"
-    if not info_file.exists():
+    info = _read_json(info_file)
+    if info is None:
         if not (out / "train_summary.json").exists():
             cut_short = (out / "checkpoints" / "last").exists()  # a run interrupted after a save: continue it
             if out.exists() and not cut_short:
                 shutil.rmtree(out)
             log.run(f"study: train {spec.label}", _train_args(config, spec, data, out, spec.steps, cut_short))
-        runs = [{**_trained(out), "gate": _gate(config, out)}]
-        if not runs[-1]["gate"]["passed"] and config.retrain:
+        info = {"label": spec.label, "runs": [{**_trained(out), "gate": _gate(config, out)}], "complete": False}
+        info["complete"] = info["runs"][0]["gate"]["passed"] or not config.retrain
+        info_file.write_text(json.dumps(info, indent=2) + "\n")
+    if not info.get("complete", True):  # files of earlier versions have no flag: they were written when done
+        if _trained(out)["steps"] < 2 * spec.steps:
             log.run(f"study: train {spec.label} on (below the gate)",
                     _train_args(config, spec, data, out, 2 * spec.steps, True))
-            runs.append({**_trained(out), "gate": _gate(config, out)})
-        info_file.write_text(json.dumps({"label": spec.label, "runs": runs}, indent=2) + "\n")
-    return json.loads(info_file.read_text())
+        info["runs"].append({**_trained(out), "gate": _gate(config, out)})
+        info["complete"] = True
+        info_file.write_text(json.dumps(info, indent=2) + "\n")
+    return info
 
 
 def run_study(work: Path, config: StudyConfig, log: CommandLog,
