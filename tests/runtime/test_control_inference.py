@@ -17,21 +17,22 @@ from vlash.inference import InferenceServer, ServerConfig
 class Pump:
     """One robot and one server; ``tick`` runs a control step, ``serve`` answers what is waiting."""
 
-    def __init__(self, mode, H=8, K=5, delay=2, policy=None, endpoint="tcp://127.0.0.1:*", low=-1e6, high=1e6):
+    def __init__(self, mode, H=8, K=5, delay=2, policy=None, endpoint="tcp://127.0.0.1:*", low=-1e6, high=1e6,
+                 driver=None, request_timeout_s=0.5):
         self.policy = policy or StampPolicy(H)
         self.server_bus = InferenceEndpoint(endpoint)
         self.endpoint = self.server_bus.endpoint
         self.server = InferenceServer(self.server_bus, self.policy, ServerConfig(mode=mode, fixed_delay_steps=delay))
         self.bus = ControlEndpoint(self.endpoint, "arm")
-        self.driver = ToyDriver(low, high)
+        self.driver = driver or ToyDriver(low, high)
         self.loop = ControlLoop(
             self.driver, self.bus, ControlConfig(robot_id="arm", mode=mode, chunk_size=H, execution_horizon=K,
-                                                 request_timeout_s=0.5)
+                                                 request_timeout_s=request_timeout_s)
         )
         self.loop.hello()
         assert self.server_bus._socket().poll(10_000)  # the Hello
         self.server.step(timeout_ms=0)  # answered with a Config
-        assert self.bus.poll(10_000)
+        assert self.bus._socket().poll(10_000)  # waiting for the loop's first tick (bus.poll would consume it)
         self.now = 0.0
 
     def tick(self, step):

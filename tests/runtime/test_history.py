@@ -11,11 +11,8 @@ import numpy as np
 import pytest
 
 from tests.core.toy import StampPolicy
-from tests.runtime.test_control_inference import wait_for_mail
-from vlash.bus import ControlEndpoint, InferenceEndpoint
+from tests.runtime.test_control_inference import Pump
 from vlash.contracts import DriverBase, DriverReading, PolicyFeatures, RobotFeatures
-from vlash.control import ControlConfig, ControlLoop
-from vlash.inference import InferenceServer, ServerConfig
 from vlash.messages import Observation, encode
 
 
@@ -53,38 +50,14 @@ class HistoryPolicy(StampPolicy):
         self.features = PolicyFeatures(state_dim=2, action_dim=2, history_steps=history_steps)
 
 
-class Rig:
+class Rig(Pump):
     """A real InferenceServer and ControlLoop on 127.0.0.1, streaming (K = Δ = 1: a request every tick)."""
 
     def __init__(self, policy, K="auto", delay=1) -> None:
-        self.policy = policy
-        self.server_bus = InferenceEndpoint("tcp://127.0.0.1:*")
-        self.server = InferenceServer(self.server_bus, policy, ServerConfig(mode="vlash", fixed_delay_steps=delay))
-        self.bus = ControlEndpoint(self.server_bus.endpoint, "arm")
+        super().__init__("vlash", H=8, K=K, delay=delay, policy=policy, driver=StepDriver(), request_timeout_s=5.0)
         self.sent: list[Observation] = []
         send = self.bus.send
         self.bus.send = lambda msg: (self.sent.append(msg) if isinstance(msg, Observation) else None, send(msg))[1]
-        self.driver = StepDriver()
-        self.loop = ControlLoop(self.driver, self.bus, ControlConfig(robot_id="arm", mode="vlash", chunk_size=8,
-                                                                     execution_horizon=K, request_timeout_s=5.0))
-        self.loop.hello()
-        assert self.server_bus._socket().poll(10_000)
-        self.server.step(timeout_ms=0)  # the Config, which the loop reads at its first tick
-        assert self.bus._socket().poll(10_000)
-        self.now = 0.0
-
-    def tick(self, step):
-        self.now = step / 30.0
-        return self.loop.tick(step, self.now)
-
-    def serve(self):
-        assert self.server_bus.poll(10_000) >= 1
-        assert self.server.step(timeout_ms=0) == 1
-        wait_for_mail(self.bus)
-
-    def close(self):
-        self.bus.close()
-        self.server_bus.close()
 
 
 @pytest.fixture
