@@ -16,12 +16,13 @@ from __future__ import annotations
 import math
 import statistics
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
 import numpy as np
 
-from vlash.contracts import ActionKind, Policy, PolicyFeatures, PolicyObservation
+from vlash.contracts import ActionKind, Policy, PolicyFeatures, PolicyObservation, predict_chunks
 from vlash.delay import steps_for_seconds
 
 # name -> (mean latency in ms, where the number comes from)
@@ -176,6 +177,10 @@ class LatencyEmulation:
 
     Exactly one of ``latency_ms`` and ``distribution`` is given. After each call
     ``last_latency_s`` is the time it took by ``clock`` and ``last_target_s`` the drawn target.
+
+    ``predict_batch`` of B observations costs the drawn latency plus ``per_item_ms`` for each
+    item after the first (a GPU-like fixed cost plus a per-item cost); with ``per_item_ms=None``
+    every item costs a full draw, as on a machine where batching buys nothing.
     """
 
     def __init__(
@@ -187,11 +192,15 @@ class LatencyEmulation:
         seed: int = 0,
         clock: Clock | None = None,
         mode: Literal["total", "added"] = "total",
+        per_item_ms: float | None = None,
     ) -> None:
         if (latency_ms is None) == (distribution is None):
             raise ValueError("give exactly one of latency_ms and distribution")
         if mode not in ("total", "added"):
             raise ValueError(f"mode must be 'total' or 'added', got {mode!r}")
+        if per_item_ms is not None and not (math.isfinite(per_item_ms) and per_item_ms >= 0):
+            raise ValueError(f"per_item_ms must be a number >= 0, got {per_item_ms!r}")
+        self.per_item_ms = per_item_ms
         self.policy = policy
         self.distribution = (
             LatencyDistribution.fixed(latency_ms) if latency_ms is not None else parse_latency(distribution)
@@ -225,16 +234,24 @@ class LatencyEmulation:
 
     def predict_chunk(self, observation: PolicyObservation) -> np.ndarray:
         """The wrapped policy's chunk, returned no earlier than the drawn latency after the call."""
-        target = self.distribution.sample_ms(self._rng) / 1000.0
+        return self.predict_batch([observation])[0]
+
+    def predict_batch(self, observations: Sequence[PolicyObservation]) -> list[np.ndarray]:
+        """The wrapped policy's chunks (batched where it can), returned after the batch's emulated cost."""
+        observations = list(observations)
+        draws = 1 if self.per_item_ms is not None else len(observations)
+        target = sum(self.distribution.sample_ms(self._rng) for _ in range(draws)) / 1000.0
+        if self.per_item_ms is not None:
+            target += self.per_item_ms * (len(observations) - 1) / 1000.0
         start = self.clock.now()
-        chunk = self.policy.predict_chunk(observation)
+        chunks = predict_chunks(self.policy, observations)
         spent = self.clock.now() - start
         wait = target if self.mode == "added" else target - spent
         if wait > 0:
             self.clock.sleep(wait)
         self.last_target_s = target
         self.last_latency_s = self.clock.now() - start
-        return chunk
+        return chunks
 
     def delay_steps(self, fps: float, quantile: float | None = None) -> int:
         """Δ for virtual time: the mean latency (or its ``quantile``) in control steps at ``fps``."""

@@ -229,6 +229,10 @@ class InferenceEndpoint(_Endpoint):
         newest, self._newest = self._newest, {}
         return newest
 
+    def waiting(self) -> int:
+        """How many robots have an observation waiting (not yet taken by :meth:`latest`)."""
+        return len(self._newest)
+
     def hellos(self) -> list[Hello]:
         """Pop the Hellos received since the last call, in arrival order (bounded by the batch size)."""
         hellos, self._hellos = self._hellos, []

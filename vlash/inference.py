@@ -8,6 +8,13 @@ K, or a fixed Δ), conditions the policy by the robot's mode
 (:func:`plan_request`: in ``vlash`` mode the state rolled forward through the queued actions),
 calls the policy, stamps the chunk with its ``start_step`` and timings and sends it back to
 that robot only. Older observations were already dropped by the bus, never queued.
+
+Batched serving: the observations of all robots waiting at one poll are conditioned one by one
+(each on its own state, Δ and mode) and answered by one ``predict_batch`` call where the policy
+has one (:func:`vlash.contracts.predict_chunks`). With several robots connected, the first
+observation waits at most ``ServerConfig.gather_ms`` (1 ms) for the others, so robots that ask
+together are answered together instead of in alternation; a lone robot is served at once, never
+held back. ``ServerConfig.batching=False`` serves them one call each.
 """
 
 from __future__ import annotations
@@ -16,15 +23,18 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import numpy as np
 
-from vlash.contracts import Policy
+from vlash.contracts import Policy, PolicyObservation, predict_chunks
 from vlash.delay import FixedDelay, RoundTripDelay, steps_for_seconds
 from vlash.future_state import FutureStateEstimator, make_estimator
 from vlash.messages import ActionChunk, Config, Error, Hello, Observation
 from vlash.plan import hold_action
 from vlash.scheduler import AUTO, Mode, check_horizon, delay_cap, estimator_name, parse_mode, plan_request
+
+_T = TypeVar("_T")
 
 
 @dataclass
@@ -37,6 +47,10 @@ class ServerConfig:
     delay_quantile: float = 0.95
     delay_margin_steps: int | None = None  # None: 1 step, or 0 for a streaming robot (see RobotSession.margin)
     max_delay_steps: int | None = None  # an extra bound on the estimate; it always stays below each robot's K
+    batching: bool = True  # robots waiting at the same moment share one policy call (where the policy can batch)
+    # With several robots connected, how long the first observation of a step may wait for the others'
+    # (never for a robot alone; the wait ends as soon as every robot's observation is in)
+    gather_ms: float = 1.0
 
 
 @dataclass
@@ -49,6 +63,18 @@ class RobotSession:
     max_delay_steps: int  # the cap on the Δ estimate (told to the robot in its Config)
     margin_steps: int = 1  # added to the round-trip quantile
     chunks: int = 0
+
+
+@dataclass
+class _Request:
+    """One robot's observation, validated and conditioned, waiting for the policy's answer."""
+
+    obs: Observation
+    session: RobotSession
+    start_step: int  # the step the chunk's row 0 is for
+    delay_steps: int
+    policy_obs: PolicyObservation
+    started: float  # when the server took it up (by its clock)
 
 
 class InferenceServer:
@@ -158,29 +184,64 @@ class InferenceServer:
         return session
 
     def step(self, timeout_ms: int = 10) -> int:
-        """Poll the bus once and answer every robot's newest observation; returns chunks sent."""
+        """Poll the bus once and answer every robot's newest observation; returns chunks sent.
+
+        The observations waiting at this moment go to the policy together (one batched call when
+        :attr:`batching` is on); with several robots connected the others get ``gather_ms`` to join,
+        a robot alone is served at once.
+        """
         self.bus.poll(timeout_ms)
+        self._gather()
         polled_at = self.clock()
         for gone in set(self.sessions) - set(self.bus.robots()):  # silent past the timeout: forgotten
             del self.sessions[gone]
         for hello in self.bus.hellos():
             self.bus.send(hello.robot_id, self.on_hello(hello))
-        sent = 0
+        ready: list[_Request] = []
         for robot_id, obs in self.bus.latest().items():
             if robot_id not in self.sessions:  # never served on defaults: it must say Hello (again)
                 self.counters["unknown_robot"] += 1
                 self.bus.send(robot_id, Error(robot_id=robot_id, seq=0, code="unknown_robot", message="send Hello first"))
                 continue
-            try:
-                sent += self.serve(obs, polled_at)
-            except Exception as exc:  # a failing policy must not take the server down
-                self.counters["policy_errors"] += 1
-                self.log(f"robot {robot_id}: policy failed: {exc!r}")
-                self.bus.send(robot_id, Error(robot_id=robot_id, seq=obs.seq, code="policy_error", message=str(exc)[:500]))
-        return sent
+            request = self._guarded(obs, lambda o=obs: self._prepare(o))
+            if request is not None:
+                ready.append(request)
+        return self._answer(ready, polled_at)
+
+    def _gather(self) -> None:
+        """Give the other robots up to ``gather_ms`` to join a batch: only when batching, several robots
+        are connected and some but not all have an observation waiting; a robot alone never waits."""
+        if not self.batching or self.config.gather_ms <= 0 or len(self.sessions) < 2:
+            return
+        deadline = time.monotonic() + self.config.gather_ms / 1000.0
+        while 0 < self.bus.waiting() < len(self.sessions):
+            left_ms = (deadline - time.monotonic()) * 1000.0
+            if left_ms <= 0:
+                return
+            self.bus.poll(max(1, int(left_ms)))
+
+    @property
+    def batching(self) -> bool:
+        """Whether robots waiting together share one policy call: the setting, where the policy can batch."""
+        return self.config.batching and callable(getattr(self.policy, "predict_batch", None))
 
     def serve(self, obs: Observation, polled_at: float) -> int:
-        """Answer one observation with one chunk (0 if the policy's answer was unusable)."""
+        """Answer one observation with one chunk (0 if it or the policy's answer was unusable)."""
+        request = self._guarded(obs, lambda: self._prepare(obs))
+        return 0 if request is None else self._answer([request], polled_at)
+
+    def _guarded(self, obs: Observation, work: Callable[[], _T]) -> _T | None:
+        """``work()``, or None after telling the robot: a failing policy or estimator must not take the server down."""
+        try:
+            return work()
+        except Exception as exc:
+            self.counters["policy_errors"] += 1
+            self.log(f"robot {obs.robot_id}: policy failed: {exc!r}")
+            self.bus.send(obs.robot_id, Error(robot_id=obs.robot_id, seq=obs.seq, code="policy_error", message=str(exc)[:500]))
+            return None
+
+    def _prepare(self, obs: Observation) -> _Request | None:
+        """Validate one observation and condition it by its robot's mode and Δ (None: refused, robot told)."""
         started = self.clock()
         session = self.sessions[obs.robot_id]
         if obs.last_rtt_ms >= 0:
@@ -199,7 +260,7 @@ class InferenceServer:
         if problem:  # a well-formed message that does not fit this policy: say so, never call it
             self.counters["invalid_observations"] += 1
             self.bus.send(obs.robot_id, Error(robot_id=obs.robot_id, seq=obs.seq, code="invalid_observation", message=problem))
-            return 0
+            return None
         request = plan_request(
             session.mode,
             session.estimator,
@@ -215,9 +276,43 @@ class InferenceServer:
         wanted = self.history_steps  # the robot's newest frames, never more than the policy takes
         history = obs.history[-wanted:] if wanted else ()
         policy_obs = request.policy_observation(obs.state, obs.images, obs.task, obs.extras, history=history)
-        t_model = self.clock()
-        actions = np.asarray(self.policy.predict_chunk(policy_obs), dtype=np.float32)
-        model_ms = (self.clock() - t_model) * 1000.0
+        return _Request(obs, session, request.start_step, delay_steps, policy_obs, started)
+
+    def _answer(self, ready: list[_Request], polled_at: float) -> int:
+        """Ask the policy for every prepared request and send each robot its own chunk; returns chunks sent.
+
+        Several requests go in one batched call when batching is on; if that call fails they are
+        retried one at a time, so one robot's bad observation never costs the others their chunks.
+        """
+        if len(ready) > 1 and self.batching:
+            try:
+                t_model = self.clock()
+                chunks = predict_chunks(self.policy, [r.policy_obs for r in ready])
+                model_ms = (self.clock() - t_model) * 1000.0
+                if len(chunks) != len(ready):
+                    raise RuntimeError(f"{len(chunks)} chunks for a batch of {len(ready)}")
+            except Exception as exc:
+                self.counters["batch_failures"] += 1
+                self.log(f"batched call for {len(ready)} robots failed ({exc!r}); serving them one at a time")
+            else:
+                self.counters["batches"] += 1
+                self.counters["batched_requests"] += len(ready)
+                return sum(self._send_chunk(r, chunk, model_ms, polled_at) for r, chunk in zip(ready, chunks, strict=True))
+        sent = 0
+        for r in ready:
+            def one(r: _Request = r) -> tuple[np.ndarray, float]:
+                t_model = self.clock()
+                chunk = self.policy.predict_chunk(r.policy_obs)
+                return chunk, (self.clock() - t_model) * 1000.0
+            answer = self._guarded(r.obs, one)
+            if answer is not None:
+                sent += self._send_chunk(r, *answer, polled_at)
+        return sent
+
+    def _send_chunk(self, r: _Request, chunk: np.ndarray, model_ms: float, polled_at: float) -> int:
+        """Stamp one robot's chunk and send it to that robot only (0 if the chunk is unusable)."""
+        obs, session = r.obs, r.session
+        actions = np.asarray(chunk, dtype=np.float32)
         self.model_ms.append(model_ms)
         del self.model_ms[:-1000]  # bounded: a long run must not grow memory
         if isinstance(session.delay, RoundTripDelay) and session.delay.samples == 0:
@@ -229,22 +324,22 @@ class InferenceServer:
             self.bus.send(obs.robot_id, Error(robot_id=obs.robot_id, seq=obs.seq, code="invalid_chunk", message=str(actions.shape)))
             return 0
         self._chunk_id += 1
-        chunk = ActionChunk(
+        message = ActionChunk(
             robot_id=obs.robot_id,
             seq=self._chunk_id,
             chunk_id=self._chunk_id,
             obs_seq=obs.seq,
             obs_step=obs.step,
-            start_step=request.start_step,
+            start_step=r.start_step,
             actions=actions,
             mode=str(session.mode),
-            delay_steps=delay_steps,
+            delay_steps=r.delay_steps,
             estimator=session.estimator.name,
             model_ms=model_ms,
-            queue_ms=self._queue_ms(started, polled_at),
-            server_ms=(self.clock() - started) * 1000.0,
+            queue_ms=self._queue_ms(r.started, polled_at),
+            server_ms=(self.clock() - r.started) * 1000.0,
         )
-        if self.bus.send(obs.robot_id, chunk):
+        if self.bus.send(obs.robot_id, message):
             session.chunks += 1
             self.counters["chunks_sent"] += 1
             return 1
@@ -256,7 +351,10 @@ class InferenceServer:
         recent = sorted(self.model_ms[-200:])
         p50 = recent[len(recent) // 2] if recent else float("nan")
         robots = ", ".join(f"{s.robot_id} Δ={s.delay.delay_steps()} chunks={s.chunks}" for s in self.sessions.values())
-        return f"{self.counters['chunks_sent']} chunks, model p50 {p50:.1f} ms, last queue {self.last_queue_ms:.1f} ms; {robots}"
+        batches = self.counters["batches"]
+        batched = f", {batches} batches of {self.counters['batched_requests'] / batches:.1f} on average" if batches else ""
+        return (f"{self.counters['chunks_sent']} chunks{batched}, model p50 {p50:.1f} ms, "
+                f"last queue {self.last_queue_ms:.1f} ms; {robots}")
 
     def _queue_ms(self, started: float, polled_at: float) -> float:
         self.last_queue_ms = (started - polled_at) * 1000.0

@@ -32,7 +32,8 @@ class LaunchError(ValueError):
 
 TOP_KEYS = {"name": False, "fps": False, "mode": False, "endpoint": False, "inference": True, "robots": True, "curve": False}
 INFERENCE_KEYS = {
-    "policy": True, "latency": False,
+    "policy": True, "latency": False, "latency_per_item_ms": False, "batching": False,
+    "batch_gather_ms": False,
     "estimator": False, "estimator_options": False, "fixed_delay_steps": False, "delay_quantile": False,
     "delay_margin_steps": False, "max_delay_steps": False,
 }
@@ -69,6 +70,9 @@ class InferenceSpec:
     delay_quantile: float = 0.95
     delay_margin_steps: int | None = None  # None: 1, or 0 for a streaming robot
     max_delay_steps: int | None = None
+    latency_per_item_ms: float | None = None  # emulated cost of each extra item in a batch (None: a full draw)
+    batching: bool = True  # robots waiting together share one policy call
+    batch_gather_ms: float = 1.0  # how long the first of several robots' observations waits for the others
 
 
 @dataclass(frozen=True)
@@ -251,6 +255,12 @@ def _inference(sec: _Section) -> InferenceSpec:
         if estimator not in known_estimators():
             sec.fail("estimator", f"unknown future-state estimator {estimator!r}; known: "
                                   f"{', '.join(known_estimators())} (or a 'package.module:callable' factory path)")
+    batching = sec.data.get("batching", True)
+    if not isinstance(batching, bool):
+        sec.fail("batching", f"expected true or false, got {batching!r}")
+    per_item = sec.number("latency_per_item_ms", None, lambda v: v >= 0, "milliseconds >= 0")
+    if per_item is not None and latency is None:
+        sec.fail("latency_per_item_ms", "given without a latency (it is part of the emulated latency)")
     estimator_options = sec.mapping("estimator_options")
     if estimator_options and estimator is None:
         sec.fail("estimator_options", "given without an estimator (name one: the default estimators take no options)")
@@ -263,6 +273,9 @@ def _inference(sec: _Section) -> InferenceSpec:
         delay_quantile=sec.number("delay_quantile", 0.95, lambda v: 0 < v <= 1, "a quantile in (0, 1]"),
         delay_margin_steps=sec.integer("delay_margin_steps", None, 0),
         max_delay_steps=sec.integer("max_delay_steps", None, 1),
+        latency_per_item_ms=per_item,
+        batching=batching,
+        batch_gather_ms=sec.number("batch_gather_ms", 1.0, lambda v: 0 <= v <= 100, "milliseconds in 0..100"),
     )
 
 

@@ -68,6 +68,27 @@ def test_a_policy_slower_than_the_target_is_not_slept_on() -> None:
     assert wrapped.last_latency_s == pytest.approx(0.2)
 
 
+def test_a_batch_costs_one_draw_plus_the_per_item_cost() -> None:
+    clock = FakeClock()
+    inner = CountingPolicy(clock, compute_s=0.002)
+    wrapped = LatencyEmulation(inner, latency_ms=50.0, clock=clock, per_item_ms=5.0)
+    chunks = wrapped.predict_batch([obs() for _ in range(4)])
+    assert len(chunks) == 4 and inner.calls == 4
+    assert wrapped.last_target_s == pytest.approx(0.065)  # 50 + 3 x 5 ms
+    assert clock.now() == pytest.approx(0.065)
+    wrapped.predict_batch([obs()])
+    assert wrapped.last_target_s == pytest.approx(0.050)  # a batch of one is one call
+
+
+def test_without_a_per_item_cost_a_batch_costs_every_item_in_full() -> None:
+    clock = FakeClock()
+    wrapped = LatencyEmulation(CountingPolicy(clock), latency_ms=30.0, clock=clock)
+    wrapped.predict_batch([obs() for _ in range(3)])
+    assert wrapped.last_target_s == pytest.approx(0.090)
+    with pytest.raises(ValueError, match="per_item_ms"):
+        LatencyEmulation(CountingPolicy(clock), latency_ms=30.0, per_item_ms=-1.0)
+
+
 def test_wrapper_is_a_policy_and_delegates() -> None:
     clock = FakeClock()
     inner = CountingPolicy(clock)

@@ -14,6 +14,7 @@ import sys
 BENCHMARKS: dict[str, tuple[str, str]] = {
     "runtime": ("vlash.experiments.bench_runtime", "sync vs naive vs vlash in real time: lateness, stalls, reaction, quantization"),
     "transport": ("vlash.experiments.bench_transport", "bus round-trip latency between two processes on loopback"),
+    "serve": ("vlash.experiments.bench_serve", "one inference process, 1..N robots: batched vs one call each, overhead beyond the model"),
     "fuzz": ("vlash.experiments.bench_fuzz", "fuzz the wire decoder and a live inference endpoint: no crash, no hang"),
     "eval": ("vlash.experiments.bench_eval", "virtual-time evaluation speed: one episode at a time vs batched lockstep"),
     "soak": ("vlash.experiments.bench_soak", "long real-time run: tick drift, missed ticks, memory growth, lateness"),

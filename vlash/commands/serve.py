@@ -46,7 +46,7 @@ def build_policy(spec: LaunchSpec):
     if distribution is not None:
         from policies.latency import LatencyEmulation
 
-        policy = LatencyEmulation(policy, distribution=distribution)
+        policy = LatencyEmulation(policy, distribution=distribution, per_item_ms=spec.inference.latency_per_item_ms)
     return policy
 
 
@@ -62,6 +62,8 @@ def server_config(spec: LaunchSpec) -> ServerConfig:
         delay_quantile=inf.delay_quantile,
         delay_margin_steps=inf.delay_margin_steps,
         max_delay_steps=inf.max_delay_steps,
+        batching=inf.batching,
+        gather_ms=inf.batch_gather_ms,
     )
 
 
