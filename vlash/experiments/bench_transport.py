@@ -82,13 +82,13 @@ def _observation(seq: int, images: dict[str, np.ndarray], state: np.ndarray):
     )
 
 
-def _serve(conn: Any) -> None:
+def _serve(conn: Any, endpoint: str = "tcp://127.0.0.1:*") -> None:
     """Inference side: accept every Hello, answer every observation with a chunk until told to stop (or idle 60 s)."""
     from vlash.bus import InferenceEndpoint
     from vlash.messages import ActionChunk, Config
 
     actions = np.linspace(-1, 1, CHUNK_LEN * STATE_DIM, dtype=np.float32).reshape(CHUNK_LEN, STATE_DIM)
-    with InferenceEndpoint("tcp://127.0.0.1:*", heartbeat_timeout_s=60.0) as bus:
+    with InferenceEndpoint(endpoint, heartbeat_timeout_s=60.0) as bus:
         conn.send(bus.endpoint)
         idle_since = time.monotonic()
         while time.monotonic() - idle_since < 60.0:
@@ -106,8 +106,13 @@ def _serve(conn: Any) -> None:
         conn.send(bus.counters)
 
 
-def measure(round_trips: int, warmup: int = 200, jpeg_quality: int | None = None) -> dict[str, Any]:
-    """Run the benchmark and return the figures written to ``transport.json``."""
+def measure(round_trips: int, warmup: int = 200, jpeg_quality: int | None = None, gap_s: float = 0.0,
+            endpoint: str = "tcp://127.0.0.1:*") -> dict[str, Any]:
+    """Run the benchmark and return the figures written to ``transport.json``.
+
+    ``gap_s`` idles both processes between round trips (as a model call does): on a virtual machine an
+    idle CPU is slow to wake, so a round trip after a gap costs more than back-to-back ones.
+    """
     from vlash.bus import ControlEndpoint
     from vlash.messages import ActionChunk, Config, Hello, decode, encode
 
@@ -115,7 +120,7 @@ def measure(round_trips: int, warmup: int = 200, jpeg_quality: int | None = None
     state = np.linspace(-0.5, 0.5, STATE_DIM, dtype=np.float32)
     ctx = mp.get_context("spawn")
     parent, child = ctx.Pipe()
-    server = ctx.Process(target=_serve, args=(child,), name="vlash-bench-server", daemon=True)
+    server = ctx.Process(target=_serve, args=(child, endpoint), name="vlash-bench-server", daemon=True)
     server.start()
     rtt_ms: list[float] = []
     lost = 0
@@ -136,6 +141,8 @@ def measure(round_trips: int, warmup: int = 200, jpeg_quality: int | None = None
                     lost += 1
                 elif seq >= warmup:
                     rtt_ms.append((t1 - t0) * 1000.0)
+                if gap_s > 0:
+                    time.sleep(gap_s)
             client_counters = bus.counters
         parent.send("stop")
         if parent.poll(10):
