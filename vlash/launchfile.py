@@ -5,7 +5,8 @@ process starts. Every key is checked: an unknown key, a missing field, a wrong t
 is not a number) or an out-of-range value is one :class:`LaunchError` line naming the key, e.g.
 ``launch/x.yaml: robots[0].execution_horizon: 60 > chunk_size 50``. :func:`check_factories` then
 imports the policy, driver and estimator factories the file names and checks that they accept
-its keyword arguments. ``endpoint: auto`` picks a free loopback port.
+its keyword arguments. ``endpoint: auto`` picks a free loopback port; ``endpoint: ipc`` a Unix socket
+in a fresh folder only this user can enter (:func:`private_ipc_endpoint`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import math
 import re
 import socket
+import tempfile
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -206,6 +208,12 @@ class _Section:
 
 
 # --- the file ------------------------------------------------------------------------------------
+def private_ipc_endpoint() -> str:
+    """``ipc://`` in a new 0700 folder: unlike a loopback TCP port, which any local user can reach, only this
+    user (and root) can connect, so the file system keeps strangers on the machine off the bus."""
+    return f"ipc://{tempfile.mkdtemp(prefix='vlash-bus-')}/bus"
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -229,8 +237,10 @@ def parse_launch(data: dict[str, Any], source: str = "<launch>") -> LaunchSpec:
     endpoint = top.string("endpoint", "auto")
     if endpoint == "auto":
         endpoint = f"tcp://127.0.0.1:{free_port()}"
+    elif endpoint == "ipc":
+        endpoint = private_ipc_endpoint()
     elif "://" not in endpoint:
-        top.fail("endpoint", f"expected 'auto' or a ZeroMQ endpoint like tcp://127.0.0.1:5555, got {endpoint!r}")
+        top.fail("endpoint", f"expected 'auto', 'ipc' or a ZeroMQ endpoint like tcp://127.0.0.1:5555, got {endpoint!r}")
     return LaunchSpec(
         name=top.string("name", Path(source).stem or "launch"),
         fps=fps,

@@ -45,6 +45,29 @@ def test_vlash_mode_never_stalls_and_chunks_start_at_their_start_step(tmp_path):
     assert keys <= set(json.loads((tmp_path / "summary.json").read_text()))
 
 
+def test_two_robots_share_one_batching_server_over_a_private_ipc_socket(tmp_path):
+    import copy
+    import os
+    import stat
+
+    spec = sim_spec("e2e_two", "vlash", latency=60, horizon=20)
+    spec["endpoint"] = "ipc"
+    spec["inference"].update(latency_per_item_ms=5, batching=True)
+    second = copy.deepcopy(spec["robots"][0])
+    second["id"], second["driver"]["seed"] = "arm2", 1
+    spec["robots"].append(second)
+    parsed = parse_launch(spec, "e2e")
+    folder = parsed.endpoint.removeprefix("ipc://").rsplit("/", 1)[0]
+    assert parsed.endpoint.startswith("ipc://") and stat.S_IMODE(os.stat(folder).st_mode) == 0o700
+    summary = launch(parsed, tmp_path, duration=4.0, quiet=True)
+    for robot_id in ("arm", "arm2"):
+        robot = summary["robots"][robot_id]
+        assert robot["exit_code"] == 0 and robot["chunks"] >= 3  # (stalls: up to the 2 shared cores, not asserted)
+        chunks = read_jsonl(tmp_path / robot_id / "chunks.jsonl")
+        assert all(c["start_step"] == c["obs_step"] + c["delay_steps"] for c in chunks)
+    assert yaml.safe_load((tmp_path / "launch.yaml").read_text())["endpoint"] == parsed.endpoint
+
+
 def test_sync_mode_records_stalls(tmp_path):
     spec = sim_spec("e2e_sync", "sync", latency=100, horizon=15, chunk_size=15)
     robot = launch(parse_launch(spec, "e2e"), tmp_path, duration=3.0, quiet=True)["robots"]["arm"]
