@@ -27,3 +27,19 @@ def test_quick_study_writes_paired_cells_and_a_report(tmp_path):
                              capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert len((out / "cells.jsonl").read_text().splitlines()) == 4  # nothing ran twice
+    started = json.loads((out / "started.json").read_text())["epoch"]
+    final = json.loads((out / "accuracy_study.json").read_text())
+    # --report rebuilds the same results from what is on disk, running nothing (also while a study runs)
+    (out / "cells.jsonl").write_text("\n".join(lines[:3]) + "\n")  # as if the last cell were still running
+    report = subprocess.run([sys.executable, "-m", "vlash.cli", "study", "--quick", "--report", "--out", str(out)],
+                            capture_output=True, text=True, timeout=120)
+    assert report.returncode == 0, report.stderr[-2000:]
+    snap = json.loads((out / "accuracy_study.json").read_text())
+    assert snap["snapshot"] is True and snap["records"] == final["records"][:3]
+    assert snap["training"] == final["training"]
+    assert json.loads((out / "started.json").read_text())["epoch"] == started  # the first start is kept
+    assert snap["wall_s"]["total"] >= final["wall_s"]["total"]  # since the first start, not this call
+    assert "3 cells so far" in report.stdout
+    empty = subprocess.run([sys.executable, "-m", "vlash.cli", "study", "--report", "--out", str(tmp_path / "none")],
+                           capture_output=True, text=True, timeout=60)
+    assert empty.returncode == 2 and "holds no study" in empty.stderr

@@ -9,6 +9,7 @@ Writes ``accuracy_study.json``, ``study.md`` (tables, McNemar p-values) and ``st
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -22,22 +23,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="cells evaluated in parallel processes (default: the plan's, 2)")
     parser.add_argument("--resume", action="store_true",
                         help="keep what --out already holds (data, checkpoints, finished cells) and continue")
+    parser.add_argument("--report", action="store_true",
+                        help="run nothing: write accuracy_study.json, study.md and study.png from the cells finished "
+                             "so far (also while the study runs), for `vlash results`")
 
 
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from vlash.experiments.accuracy_report import (
-        comparison_table,
-        comparisons,
-        plot_study,
-        side_change_table,
-        success_tables,
-    )
-    from vlash.experiments.accuracy_study import StudyConfig, run_study
+    from vlash.experiments.accuracy_study import StudyConfig, run_study, snapshot
     from vlash.experiments.study import CommandLog
 
     out = Path(args.out)
+    config = StudyConfig.quick() if args.quick else StudyConfig()
+    if args.report:
+        if not (out / "cells.jsonl").exists() and not out.joinpath("ckpt").exists():
+            print(f"vlash study: {out} holds no study to report", file=sys.stderr)
+            return 2
+        study = snapshot(out, config)
+        (out / "accuracy_study.json").write_text(json.dumps(study, indent=2) + "\n")
+        write_report(out, study)
+        print(f"wrote {out}/accuracy_study.json, study.md, study.png: {len(study['records'])} cells so far")
+        return 0
     if out.exists() and any(out.iterdir()) and not args.resume:
         print(f"vlash study: {out} already holds a study; pass --resume to continue it, or a new --out",
               file=sys.stderr)
@@ -45,7 +52,6 @@ def run(args: argparse.Namespace) -> int:
     if args.workers is not None and args.workers < 1:
         print("vlash study: --workers must be >= 1", file=sys.stderr)
         return 2
-    config = StudyConfig.quick() if args.quick else StudyConfig()
     if args.workers:
         config.workers = args.workers
     bar = tqdm(desc="study cells", unit="cell")
@@ -63,11 +69,24 @@ def run(args: argparse.Namespace) -> int:
         return 1
     finally:
         bar.close()
+    print(write_report(out, study))
+    print(f"wrote {out}/accuracy_study.json, study.md, study.png in {time.monotonic() - started:.0f} s")
+    return 0
+
+
+def write_report(out: Path, study: dict) -> str:
+    """``study.md`` (tables, McNemar p-values) and ``study.png`` from a study's results; returns the text."""
+    from vlash.experiments.accuracy_report import (
+        comparison_table,
+        comparisons,
+        plot_study,
+        side_change_table,
+        success_tables,
+    )
+
     rows = comparisons(study["records"])
     text = "\n".join([success_tables(study), "", "#### vlash vs naive (McNemar exact, paired seeds)", "",
                       comparison_table(rows), "", side_change_table(study), ""])
     (out / "study.md").write_text(text)
     plot_study(study, out / "study.png")
-    print(text)
-    print(f"wrote {out}/accuracy_study.json, study.md, study.png in {time.monotonic() - started:.0f} s")
-    return 0
+    return text

@@ -27,6 +27,7 @@ from vlash.experiments.study import CommandLog
 
 STUDY_FILE = "accuracy_study.json"
 CELLS_FILE = "cells.jsonl"
+STARTED_FILE = "started.json"  # when the study first started (wall clock), for its total wall time
 
 
 @dataclass(frozen=True)
@@ -195,6 +196,8 @@ def run_study(work: Path, config: StudyConfig, log: CommandLog,
     """
     work.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
+    if not (work / STARTED_FILE).exists():
+        (work / STARTED_FILE).write_text(json.dumps({"epoch": time.time(), "at": time.strftime("%Y-%m-%d %H:%M:%S")}))
     data = _record(work, config, log)
     cells_file = work / CELLS_FILE
     done = {record_key(r): r for r in _read_cells(cells_file)}
@@ -221,20 +224,46 @@ def run_study(work: Path, config: StudyConfig, log: CommandLog,
         run_cells([c for c in cells if _cell_key(c) not in done], config.workers, on_record=save)
         records += [{**done[_cell_key(c)], "checkpoint": spec.label} for c in cells]
     previous = _read_json(work / STUDY_FILE) or {}
-    this_run = round(time.monotonic() - started, 1)
-    study = {
+    earlier = 0.0 if previous.get("snapshot") else previous.get("wall_s", {}).get("total", 0.0)
+    study = _summary(config, training, records, earlier + round(time.monotonic() - started, 1), log.entries)
+    (work / STUDY_FILE).write_text(json.dumps(study, indent=2) + "\n")
+    return study
+
+
+def snapshot(work: Path, config: StudyConfig) -> dict[str, Any]:
+    """What a running or interrupted study has finished, in ``accuracy_study.json``'s shape; runs nothing.
+
+    Policies whose gate has run are listed with their finished cells; the wall time is the time since
+    the study first started (``started.json``), pauses included.
+    """
+    done = {record_key(r): r for r in _read_cells(work / CELLS_FILE)}
+    training: dict[str, Any] = {}
+    records: list[dict[str, Any]] = []
+    for spec in config.policies:
+        info = _read_json(work / "ckpt" / spec.slug / "study_gate.json")
+        if info is None:
+            continue
+        training[spec.label] = info
+        cells = grid(config, str(work / "ckpt" / spec.slug))
+        records += [{**done[_cell_key(c)], "checkpoint": spec.label} for c in cells if _cell_key(c) in done]
+    started = (_read_json(work / STARTED_FILE) or {}).get("epoch", time.time())
+    study = _summary(config, training, records, round(time.time() - started, 1), [])
+    study["snapshot"] = True
+    return study
+
+
+def _summary(config: StudyConfig, training: dict[str, Any], records: list[dict[str, Any]], wall_total: float,
+             commands: list[Any]) -> dict[str, Any]:
+    return {
         "config": asdict(config),
         "training": training,
         "records": records,
-        "wall_s": {"this_run": this_run, "earlier_runs": previous.get("wall_s", {}).get("total", 0.0),
+        "wall_s": {"total": wall_total,
                    "cells_s": round(sum(r.get("seconds", 0.0) for r in records), 1),
                    "training_s": round(sum(run.get("seconds", 0.0) for t in training.values() for run in t["runs"]),
                                        1)},
-        "commands": log.entries,
+        "commands": commands,
     }
-    study["wall_s"]["total"] = round(study["wall_s"]["earlier_runs"] + this_run, 1)
-    (work / STUDY_FILE).write_text(json.dumps(study, indent=2) + "\n")
-    return study
 
 
 def _read_cells(path: Path) -> list[dict[str, Any]]:
