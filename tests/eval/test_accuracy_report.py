@@ -54,10 +54,8 @@ def test_the_planned_grid():
     assert {c.estimator for c in cells if c.mode == "vlash"} == {"target", "model", "oracle"}
 
 
-def test_results_section_says_partial_and_reports_the_primary_test():
+def _partial_study():
     from dataclasses import asdict
-
-    from vlash.experiments.accuracy_report import accuracy_values
 
     config = asdict(StudyConfig())
     label = "diffusion offsets Δmax=4"
@@ -67,9 +65,14 @@ def test_results_section_says_partial_and_reports_the_primary_test():
               "discontinuity": 0.05}
     run = {"steps": 6000, "seconds": 600.0, "steps_per_s": 10.0, "final_loss": 0.01,
            "gate": {"success_rate": 0.9, "episodes": 100, "passed": True}}
-    study = {"config": config, "records": [naive, oracle], "training": {label: {"runs": [run]}},
-             "wall_s": {"total": 7200.0, "cells_s": 3600.0}}
-    values = accuracy_values(study, "img/a.png")
+    return {"config": config, "records": [naive, oracle], "training": {label: {"runs": [run]}},
+            "wall_s": {"total": 7200.0, "cells_s": 3600.0}}
+
+
+def test_results_section_says_partial_and_reports_the_primary_test():
+    from vlash.experiments.accuracy_report import accuracy_values
+
+    values = accuracy_values(_partial_study(), "img/a.png")
     assert values["accuracy_study"] and not values["accuracy_complete"]
     assert values["accuracy_cells"] == "2 of 148"  # 4 policies x 37 cells
     assert "vlash·oracle 100.0 % vs naive 25.0 %" in values["accuracy_primary"]
@@ -77,3 +80,23 @@ def test_results_section_says_partial_and_reports_the_primary_test():
     assert "better in 1, worse in 0" in values["accuracy_tally"]
     assert "90 % of 100" in values["accuracy_training_table"]
     assert accuracy_values(None, None) == {"accuracy_study": False}
+
+
+def test_only_section_iv_b_of_an_existing_results_file_is_rendered_again(tmp_path):
+    from vlash.experiments.results import update_accuracy_section
+
+    results = tmp_path / "RESULTS.md"
+    before = "# Results\n\n## (iv) Learned\n\nold study text\n\n## (v) Runtime figures\n\nbench text\n"
+    results.write_text(before)
+    study = _partial_study()
+    update_accuracy_section(results, study, tmp_path / "img")  # no (iv b) yet: it goes before (v)
+    first = results.read_text()
+    assert first.index("## (iv) Learned") < first.index("## (iv b)") < first.index("## (v) Runtime")
+    assert "old study text" in first and "bench text" in first and "**Partial: 2 of 148" in first
+    assert "vlash·oracle 100.0 % vs naive 25.0 %" in first
+    assert (tmp_path / "img" / "accuracy_study.png").stat().st_size > 0
+    study["records"] = study["records"][:1]  # a later report replaces the section, nothing else
+    update_accuracy_section(results, study, tmp_path / "img")
+    second = results.read_text()
+    assert second.count("## (iv b)") == 1 and "**Partial: 1 of 148" in second and "bench text" in second
+    assert second.split("## (iv b)")[0] == first.split("## (iv b)")[0]

@@ -28,6 +28,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--accuracy-study", default="runs/study",
                         help="folder of a `vlash study` run to report (its accuracy_study.json; hours to make, so "
                              "never run from here; default: %(default)s, skipped when absent)")
+    parser.add_argument("--accuracy-only", action="store_true",
+                        help="re-render only section (iv b) of the existing RESULTS.md from --accuracy-study")
     parser.add_argument("--skip-bench", action="store_true", help="no real-time benchmarks")
     parser.add_argument("--skip-eval", action="store_true", help="no scripted-expert evaluation")
 
@@ -37,6 +39,8 @@ def run(args: argparse.Namespace) -> int:
         print("vlash results: --episodes must be >= 1", file=sys.stderr)
         return 2
     work, out = Path(args.work), Path(args.out)
+    if args.accuracy_only:
+        return _accuracy_only(Path(args.accuracy_study), out)
     (out / "img").mkdir(parents=True, exist_ok=True)
     work.mkdir(parents=True, exist_ok=True)
     log = CommandLog()
@@ -61,4 +65,20 @@ def run(args: argparse.Namespace) -> int:
     (out / "RESULTS.md").write_text(render(data, machine, entries, images, quick=args.quick))
     print(f"\nwrote {out / 'RESULTS.md'} and {len(images)} figures under {out / 'img'} "
           f"in {time.monotonic() - started:.0f} s")
+    return 0
+
+
+def _accuracy_only(study_folder: Path, out: Path) -> int:
+    from vlash.experiments.results import update_accuracy_section
+
+    study = load_json(study_folder / "accuracy_study.json")
+    if study is None:
+        print(f"vlash results: no {study_folder / 'accuracy_study.json'} (run `vlash study`, or "
+              f"`vlash study --report` while it runs)", file=sys.stderr)
+        return 2
+    if not (out / "RESULTS.md").exists():
+        print(f"vlash results: no {out / 'RESULTS.md'} to update (run `vlash results` once)", file=sys.stderr)
+        return 2
+    update_accuracy_section(out / "RESULTS.md", study, out / "img")
+    print(f"updated section (iv b) of {out / 'RESULTS.md'} from {study_folder}: {len(study['records'])} cells")
     return 0

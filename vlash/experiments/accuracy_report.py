@@ -143,7 +143,8 @@ def plot_study(study: dict[str, Any], path: Path) -> None:
         ax.set_xlabel("delay Δ (control steps)")
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel(f"success % on {study['config']['task']}")
-    axes[0][0].legend(fontsize=7, loc="lower left")
+    if axes[0][0].get_legend_handles_labels()[0]:  # nothing to label before the first cell has run
+        axes[0][0].legend(fontsize=7, loc="lower left")
     paper = axes[0][-1]
     paper.bar([0, 1], [PAPER_KINETIX["naive"], PAPER_KINETIX["vlash"]], color=["tab:orange", "tab:red"])
     paper.set_xticks([0, 1], ["naive", "VLASH"])

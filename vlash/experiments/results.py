@@ -416,3 +416,35 @@ def render(data: dict[str, Any], machine: dict[str, Any], entries: list[dict[str
     while "\n\n\n" in text:  # an empty optional part (a figure not made) leaves no gap
         text = text.replace("\n\n\n", "\n\n")
     return text.rstrip() + "\n"
+
+
+ACCURACY_HEADING = "## (iv b)"
+
+
+def _section(text: str, heading: str) -> tuple[int, int]:
+    """Where the section starting with ``heading`` begins and ends (the next ``## `` heading) in ``text``."""
+    start = text.find("\n" + heading)
+    if start < 0:
+        raise ValueError(f"no section {heading!r}")
+    end = text.find("\n## ", start + 1)
+    return start + 1, len(text) if end < 0 else end + 1
+
+
+def update_accuracy_section(results_md: Path, study: dict[str, Any], img: Path) -> None:
+    """Re-render only section (iv b) of an existing RESULTS.md from a study's results (and its figure), so a
+    long study can be reported without re-running every other section."""
+    img.mkdir(parents=True, exist_ok=True)
+    plot_accuracy(study, img / "accuracy_study.png")
+    template = TEMPLATE.read_text()
+    a, b = _section(template, ACCURACY_HEADING)
+    block = fill(template[a:b], accuracy_values(study, "img/accuracy_study.png"))
+    while "\n\n\n" in block:
+        block = block.replace("\n\n\n", "\n\n")
+    text = results_md.read_text()
+    try:
+        c, d = _section(text, ACCURACY_HEADING)
+    except ValueError:  # rendered before the study existed: the section goes where the template has it
+        after = text.find("\n## (v)")
+        c = d = len(text) if after < 0 else after + 1
+    results_md.write_text(text[:c] + block.rstrip() + "\n\n" + text[d:])
+
