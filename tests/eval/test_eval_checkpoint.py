@@ -56,3 +56,30 @@ def test_eval_rejects_bad_options(option: str, value: str, tmp_path: Path, capsy
     assert vlash_main(["eval", option, value, "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"vlash eval: {option}") and len(err.splitlines()) == 1
+
+
+def test_a_run_folder_that_trained_on_is_loaded_again_not_served_from_the_cache(tmp_path: Path) -> None:
+    """The study gates a run folder, trains it on, and gates it again in one process: the second gate must
+    see the new checkpoint (it once re-used the first one, cached by the folder's path)."""
+    import numpy as np
+
+    from policies.testing import make_tiny_act_checkpoint
+    from vlash.experiments.evaluation import checkpoint_key, make_policy
+
+    run = tmp_path / "run"
+    for step, seed in (("000001", 1), ("000002", 2)):
+        make_tiny_act_checkpoint(run / "checkpoints" / step / "pretrained_model", env_state_dim=6, chunk_size=8,
+                                 seed=seed)
+    last = run / "checkpoints" / "last"
+    last.symlink_to("000001")
+    cell = Cell("reach", "sync", 0, str(run), (0,))
+    env = type("Env", (), {"unwrapped": object()})()
+    first = make_policy(cell, env)
+    assert make_policy(cell, env) is first  # the same checkpoint: loaded once
+    last.unlink()
+    last.symlink_to("000002")  # trained on
+    assert checkpoint_key(str(run)).endswith("000002")
+    second = make_policy(cell, env)
+    assert second is not first
+    obs = second.dummy_observation()
+    assert not np.allclose(first.predict_chunk(obs), second.predict_chunk(obs))

@@ -67,18 +67,26 @@ def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, flo
 MODE_ORDER = ("sync", "naive", "vlash", "rtc")  # the column order of every report
 
 
-_CHECKPOINTS: dict[str, Any] = {}  # path -> loaded policy, per process: a worker loads each checkpoint once
+_CHECKPOINTS: dict[str, Any] = {}  # checkpoint -> loaded policy, per process: a worker loads each one once
+
+
+def checkpoint_key(path: str) -> str:
+    """What a checkpoint path names right now: a training run folder means the checkpoint its
+    ``checkpoints/last`` points to, which moves when the run trains on (so the cache must follow it)."""
+    last = os.path.join(path, "checkpoints", "last")
+    return os.path.realpath(last if os.path.exists(last) else path)
 
 
 def make_policy(cell: Cell, env) -> Any:
     """The scripted expert (with the cell's chunk size) or the checkpoint (with its own)."""
     if cell.policy == "expert":
         return resolve(SIM_EXPERT)(cell.task, chunk_size=cell.chunk_size)
-    if cell.policy not in _CHECKPOINTS:  # run_episode resets the policy at every episode start
-        _CHECKPOINTS[cell.policy] = resolve(CHECKPOINT_POLICY)(
+    key = checkpoint_key(cell.policy)
+    if key not in _CHECKPOINTS:  # run_episode resets the policy at every episode start
+        _CHECKPOINTS[key] = resolve(CHECKPOINT_POLICY)(
             cell.policy, robot_features=getattr(env.unwrapped, "features", None)
         )
-    return _CHECKPOINTS[cell.policy]
+    return _CHECKPOINTS[key]
 
 
 def reaction_steps(episodes: list) -> float | None:
